@@ -1,0 +1,3 @@
+"""aitre: a self-hosted AI API gateway."""
+
+__version__ = "0.1.0"

@@ -1,0 +1,3 @@
+from aitre.cli import main
+
+main()

@@ -1,0 +1,1 @@
+"""Users, API keys (tokens) and their limits."""

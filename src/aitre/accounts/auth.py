@@ -1,0 +1,81 @@
+"""Who is calling: resolve a bearer key to the key's and user's facts, from memory when possible.
+
+The cache holds positive and negative lookups; it is dropped whole whenever the catalog version
+changes (a key was revoked, a user disabled), so a revocation takes effect within
+`cache_refresh_seconds` on every instance.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from aitre.accounts.keys import hash_key
+from aitre.store.models import Token, User
+
+_NEGATIVE_CAP = 10_000
+
+
+@dataclass(frozen=True, slots=True)
+class Caller:
+    token_id: int
+    token_name: str
+    user_id: int
+    username: str
+    role: str
+    group: str
+
+    @property
+    def is_admin(self) -> bool:
+        return self.role == "admin"
+
+
+class KeyCache:
+    def __init__(self, sessions: async_sessionmaker[AsyncSession]) -> None:
+        self._sessions = sessions
+        self._known: dict[str, Caller] = {}
+        self._unknown: set[str] = set()
+
+    def clear(self) -> None:
+        self._known.clear()
+        self._unknown.clear()
+
+    async def resolve(self, key: str) -> Caller | None:
+        digest = hash_key(key)
+        caller = self._known.get(digest)
+        if caller is not None:
+            return caller
+        if digest in self._unknown:
+            return None
+        caller = await self._load(digest)
+        if caller is None:
+            # Bounded: random keys from an attacker must not grow memory without limit.
+            if len(self._unknown) >= _NEGATIVE_CAP:
+                self._unknown.clear()
+            self._unknown.add(digest)
+        else:
+            self._known[digest] = caller
+        return caller
+
+    async def _load(self, digest: str) -> Caller | None:
+        async with self._sessions() as session:
+            row = (
+                await session.execute(
+                    select(Token, User).join(User, User.id == Token.user_id).where(Token.key_hash == digest)
+                )
+            ).first()
+        if row is None:
+            return None
+        token, user = row
+        if not token.enabled or not user.enabled:
+            return None
+        return Caller(
+            token_id=token.id,
+            token_name=token.name,
+            user_id=user.id,
+            username=user.username,
+            role=user.role,
+            group=user.group_name,
+        )

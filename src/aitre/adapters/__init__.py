@@ -1,0 +1,1 @@
+"""One module per upstream protocol, behind the small interface in `base`."""

@@ -1,0 +1,1 @@
+"""HTTP routes only: parse, call a service, shape the response."""

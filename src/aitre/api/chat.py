@@ -1,0 +1,33 @@
+"""POST /v1/chat/completions."""
+
+from __future__ import annotations
+
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.types import ASGIApp
+
+from aitre.api.common import app_state, authenticate, client_ip, read_json_object, request_id, require_model
+from aitre.errors import bad_request
+from aitre.relay.job import RelayJob
+from aitre.relay.pipeline import relay
+
+
+async def chat_completions(request: Request) -> Response | ASGIApp:
+    state = app_state(request)
+    caller = await authenticate(request, state)
+    body = await read_json_object(request, state.settings.max_body_bytes)
+    model = require_model(body)
+    messages = body.get("messages")
+    if not isinstance(messages, list) or not messages:
+        raise bad_request("`messages` must be a non-empty array.", param="messages")
+    job = RelayJob(
+        request_id=request_id(request),
+        caller=caller,
+        endpoint="chat.completions",
+        path="/chat/completions",
+        model=model,
+        body=body,
+        stream=body.get("stream") is True,
+        client_ip=client_ip(request),
+    )
+    return await relay(state, job)

@@ -1,0 +1,89 @@
+"""What every route needs: the app state, the caller, a bounded and parsed body, a request id."""
+
+from __future__ import annotations
+
+import os
+from typing import Any, cast
+
+import orjson
+from starlette.requests import Request
+
+from aitre.accounts.auth import Caller
+from aitre.accounts.keys import parse_bearer
+from aitre.errors import ApiError, bad_request, invalid_api_key
+from aitre.state import AppState
+
+
+def app_state(request: Request) -> AppState:
+    return cast(AppState, request.app.state.aitre)
+
+
+def request_id(request: Request) -> str:
+    """Set by `RequestIdMiddleware`; generated here for apps mounted without it."""
+    rid = request.scope.get("aitre.request_id")
+    if rid is None:
+        rid = "req_" + os.urandom(12).hex()
+        request.scope["aitre.request_id"] = rid
+    return str(rid)
+
+
+def client_ip(request: Request) -> str:
+    return request.client.host if request.client else ""
+
+
+async def authenticate(request: Request, state: AppState) -> Caller:
+    key = parse_bearer(request.headers.get("authorization"))
+    if key is None:
+        raise ApiError(
+            401,
+            "You didn't provide an API key. Send it as `Authorization: Bearer sk-...`.",
+            code="missing_api_key",
+        )
+    caller = await state.catalog.keys.resolve(key)
+    if caller is None:
+        raise invalid_api_key()
+    return caller
+
+
+async def read_body(request: Request, limit: int) -> bytes:
+    declared = request.headers.get("content-length")
+    if declared is not None and declared.isdigit() and int(declared) > limit:
+        raise _too_large(limit)
+    chunks: list[bytes] = []
+    size = 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > limit:
+            raise _too_large(limit)
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def _too_large(limit: int) -> ApiError:
+    return ApiError(
+        413, f"Request body is larger than the {limit} bytes this gateway accepts.", code="body_too_large"
+    )
+
+
+async def read_json_object(request: Request, limit: int) -> dict[str, Any]:
+    raw = await read_body(request, limit)
+    if not raw.strip():
+        raise bad_request("The request body is empty; expected a JSON object.")
+    try:
+        data = orjson.loads(raw)
+    except orjson.JSONDecodeError:
+        raise bad_request(
+            "We could not parse the JSON body of your request. Make sure it is valid JSON."
+        ) from None
+    if not isinstance(data, dict):
+        raise bad_request("The request body must be a JSON object.")
+    return data
+
+
+def require_model(body: dict[str, Any]) -> str:
+    model = body.get("model")
+    if not isinstance(model, str) or not model:
+        raise bad_request(
+            "You must provide a model parameter.", param="model", code="missing_required_parameter"
+        )
+    return model

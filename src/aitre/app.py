@@ -1,0 +1,162 @@
+"""The ASGI application: routes, error handlers, and the lifespan that owns all state."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import AsyncIterator
+
+from fastapi import FastAPI
+from fastapi.exceptions import RequestValidationError
+from starlette.exceptions import HTTPException
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
+
+from aitre import __version__
+from aitre.adapters.registry import build_registry
+from aitre.api import chat, health, models
+from aitre.api.common import request_id
+from aitre.api.middleware.request_id import RequestIdMiddleware
+from aitre.billing.usage_log import UsageRecorder
+from aitre.bootstrap import FirstKeys, bootstrap_if_empty, write_keys_file
+from aitre.catalog import Catalog
+from aitre.config import Settings
+from aitre.errors import ApiError
+from aitre.relay.upstream import Upstream
+from aitre.secrets import SecretBox, load_or_create_key
+from aitre.simulator.app import create_simulator_app
+from aitre.state import AppState
+from aitre.store.db import make_engine, make_sessionmaker
+from aitre.store.migrate import upgrade_to_head
+from aitre.tokenizer import Tokenizer
+
+log = logging.getLogger("aitre")
+
+
+async def prepare_database(settings: Settings) -> FirstKeys | None:
+    """Migrate to the newest schema and run the first-start bootstrap. Idempotent."""
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    box = SecretBox(load_or_create_key(settings.secret_key, settings.data_dir))
+    engine = make_engine(settings.resolved_database_url())
+    try:
+        await upgrade_to_head(engine)
+        if not settings.bootstrap:
+            return None
+        sessions = make_sessionmaker(engine)
+        async with sessions() as session, session.begin():
+            keys = await bootstrap_if_empty(session, box, with_simulator=settings.simulator_enabled)
+        if keys is not None and settings.write_initial_keys:
+            write_keys_file(settings.data_dir, keys, settings.resolved_public_url())
+        return keys
+    finally:
+        await engine.dispose()
+
+
+def _relay_routes() -> list[Route]:
+    return [
+        Route("/v1/chat/completions", chat.chat_completions, methods=["POST"]),
+        Route("/v1/models", models.list_models, methods=["GET"]),
+        Route("/v1/models/{model:path}", models.get_model, methods=["GET"]),
+        Route("/healthz", health.healthz, methods=["GET"]),
+        Route("/readyz", health.readyz, methods=["GET"]),
+    ]
+
+
+def _install_error_handlers(app: FastAPI) -> None:
+    async def on_api_error(request: Request, exc: Exception) -> Response:
+        assert isinstance(exc, ApiError)
+        return exc.to_response(request_id(request))
+
+    async def on_http_error(request: Request, exc: Exception) -> Response:
+        assert isinstance(exc, HTTPException)
+        status = exc.status_code
+        code = {404: "not_found", 405: "method_not_allowed"}.get(status)
+        return ApiError(status, str(exc.detail), code=code, headers=dict(exc.headers or {})).to_response(
+            request_id(request)
+        )
+
+    async def on_validation_error(request: Request, exc: Exception) -> Response:
+        assert isinstance(exc, RequestValidationError)
+        first = exc.errors()[0] if exc.errors() else {}
+        param = ".".join(str(p) for p in first.get("loc", ())[1:]) or None
+        message = f"Invalid request: {first.get('msg', 'bad input')}" + (f" ({param})" if param else "")
+        return ApiError(400, message, param=param).to_response(request_id(request))
+
+    async def on_unexpected(request: Request, exc: Exception) -> Response:
+        log.exception("unhandled error on %s %s", request.method, request.url.path)
+        err = ApiError(500, "The gateway hit an internal error.", type="server_error", code="internal_error")
+        return err.to_response(request_id(request))
+
+    app.add_exception_handler(ApiError, on_api_error)
+    app.add_exception_handler(HTTPException, on_http_error)
+    app.add_exception_handler(RequestValidationError, on_validation_error)
+    app.add_exception_handler(Exception, on_unexpected)
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    settings = settings or Settings()
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        keys = await prepare_database(settings)
+        if keys is not None:
+            log.warning("first start: admin key %s, user key %s", keys.admin_key, keys.user_key)
+        state = await _start_state(settings)
+        app.state.aitre = state
+        if sim_app is not None:
+            sim_app.state.sim.tokenizer = state.tokenizer
+        try:
+            yield
+        finally:
+            await _stop_state(state)
+
+    app = FastAPI(title="aitre", version=__version__, lifespan=lifespan, docs_url="/docs", redoc_url=None)
+    app.router.routes.extend(_relay_routes())
+    _install_error_handlers(app)
+    sim_app = None
+    if settings.simulator_enabled:
+
+        def simulator_keys() -> list[str]:
+            state: AppState | None = getattr(app.state, "aitre", None)
+            if state is None:
+                return []
+            return [c.secret for c in state.catalog.router.channels if c.type == "simulator" and c.secret]
+
+        sim_app = create_simulator_app(keys=simulator_keys)
+        app.mount("/sim", sim_app)
+    app.add_middleware(RequestIdMiddleware)
+    return app
+
+
+async def _start_state(settings: Settings) -> AppState:
+    box = SecretBox(load_or_create_key(settings.secret_key, settings.data_dir))
+    engine = make_engine(settings.resolved_database_url())
+    sessions = make_sessionmaker(engine)
+    catalog = Catalog(sessions, box, settings.cache_refresh_seconds)
+    await catalog.reload()
+    catalog.start()
+    recorder = UsageRecorder(sessions, settings.log_flush_seconds, settings.log_batch_size)
+    recorder.start()
+    tokenizer = Tokenizer()
+    # Build the encodings off the event loop now, so the first count does not pay for it.
+    asyncio.get_running_loop().run_in_executor(None, tokenizer.count, "warm up", "gpt-4o")
+    return AppState(
+        settings=settings,
+        engine=engine,
+        sessions=sessions,
+        box=box,
+        catalog=catalog,
+        upstream=Upstream(settings),
+        recorder=recorder,
+        tokenizer=tokenizer,
+        adapters=build_registry(settings.internal_url() + "/sim/v1"),
+    )
+
+
+async def _stop_state(state: AppState) -> None:
+    await state.catalog.stop()
+    await state.recorder.stop()
+    await state.upstream.close()
+    await state.engine.dispose()

@@ -1,0 +1,1 @@
+"""Usage logs now; prices, the ledger and quota checks in later steps."""

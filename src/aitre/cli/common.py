@@ -1,0 +1,65 @@
+"""Shared CLI plumbing: settings, a database session, Rich output, errors as exit codes."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable, Sequence
+from typing import Any, TypeVar
+
+import typer
+from rich.console import Console
+from rich.table import Table
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from aitre.config import Settings
+from aitre.secrets import SecretBox, load_or_create_key
+from aitre.store.db import make_engine, make_sessionmaker
+from aitre.store.migrate import upgrade_to_head
+from aitre.store.version import bump_version
+
+T = TypeVar("T")
+console = Console()
+err_console = Console(stderr=True)
+
+
+def settings() -> Settings:
+    return Settings()
+
+
+def run_db(work: Callable[[AsyncSession, SecretBox], Awaitable[T]], *, changes_catalog: bool = True) -> T:
+    """Run `work` in one transaction on a migrated database; bump the catalog version so that
+    running gateways pick the change up."""
+
+    async def go() -> T:
+        s = settings()
+        s.data_dir.mkdir(parents=True, exist_ok=True)
+        box = SecretBox(load_or_create_key(s.secret_key, s.data_dir))
+        engine = make_engine(s.resolved_database_url())
+        try:
+            await upgrade_to_head(engine)
+            async with make_sessionmaker(engine)() as session, session.begin():
+                result = await work(session, box)
+                if changes_catalog:
+                    await bump_version(session)
+                return result
+        finally:
+            await engine.dispose()
+
+    try:
+        return asyncio.run(go())
+    except ValueError as exc:  # domain errors (AccountError, ChannelError) are ValueErrors
+        err_console.print(f"[red]error:[/red] {exc}")
+        raise typer.Exit(1) from None
+
+
+def table(title: str, columns: Sequence[str], rows: Sequence[Sequence[Any]]) -> None:
+    t = Table(title=title)
+    for c in columns:
+        t.add_column(c)
+    for r in rows:
+        t.add_row(*("" if v is None else str(v) for v in r))
+    console.print(t)
+
+
+def split_csv(value: str) -> list[str]:
+    return [v.strip() for v in value.split(",") if v.strip()]

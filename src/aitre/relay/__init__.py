@@ -1,0 +1,1 @@
+"""The synchronous relay: channel choice, the upstream call, streaming pass-through, usage capture."""

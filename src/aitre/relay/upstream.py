@@ -1,0 +1,117 @@
+"""The one pooled HTTP client a process uses to reach upstreams, and the request it sends."""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass, field
+from typing import Any
+
+import aiohttp
+
+from aitre.config import Settings
+
+
+@dataclass(slots=True)
+class Timeouts:
+    connect: float
+    first_byte: float
+    idle: float
+
+
+@dataclass(slots=True)
+class UpstreamRequest:
+    method: str
+    url: str
+    headers: dict[str, str] = field(default_factory=dict)
+    body: bytes | aiohttp.FormData | None = None
+
+
+class UpstreamFailure(Exception):
+    """The upstream could not be reached or did not answer in time (no HTTP status to show)."""
+
+    def __init__(self, kind: str, message: str) -> None:
+        super().__init__(message)
+        self.kind = kind  # "connect" | "timeout" | "protocol"
+        self.message = message
+
+
+class Upstream:
+    def __init__(self, settings: Settings) -> None:
+        self._settings = settings
+        self._session: aiohttp.ClientSession | None = None
+
+    def default_timeouts(self) -> Timeouts:
+        s = self._settings
+        return Timeouts(connect=s.connect_timeout, first_byte=s.first_byte_timeout, idle=s.idle_timeout)
+
+    @property
+    def session(self) -> aiohttp.ClientSession:
+        if self._session is None:
+            connector = aiohttp.TCPConnector(
+                limit=self._settings.pool_size, limit_per_host=0, ttl_dns_cache=300, keepalive_timeout=30
+            )
+            self._session = aiohttp.ClientSession(
+                connector=connector,
+                auto_decompress=False,
+                skip_auto_headers=("User-Agent",),
+                json_serialize=lambda obj: obj,  # never used: bodies are pre-serialized
+            )
+        return self._session
+
+    async def close(self) -> None:
+        if self._session is not None:
+            await self._session.close()
+            self._session = None
+
+    async def send(self, req: UpstreamRequest, timeouts: Timeouts) -> aiohttp.ClientResponse:
+        """Send and wait for the status line and headers; the body is read by the caller."""
+        timeout = aiohttp.ClientTimeout(
+            total=None, connect=timeouts.connect, sock_connect=timeouts.connect, sock_read=timeouts.first_byte
+        )
+        try:
+            return await self.session.request(
+                req.method,
+                req.url,
+                headers=req.headers,
+                data=req.body,
+                timeout=timeout,
+                allow_redirects=False,
+            )
+        except TimeoutError as exc:
+            raise UpstreamFailure(
+                "timeout", f"upstream did not answer within {timeouts.first_byte:g}s"
+            ) from exc
+        except aiohttp.ClientConnectorError as exc:
+            raise UpstreamFailure("connect", f"cannot connect to upstream: {exc.os_error}") from exc
+        except aiohttp.ServerDisconnectedError as exc:
+            raise UpstreamFailure("protocol", "upstream closed the connection without answering") from exc
+        except aiohttp.ClientError as exc:
+            raise UpstreamFailure("protocol", f"upstream request failed: {exc}") from exc
+
+
+async def read_body(resp: aiohttp.ClientResponse, timeouts: Timeouts, limit: int) -> bytes:
+    """The whole body, bounded in size and in time between bytes."""
+    chunks: list[bytes] = []
+    size = 0
+    try:
+        while True:
+            async with asyncio.timeout(timeouts.idle):
+                chunk = await resp.content.readany()
+            if not chunk:
+                break
+            size += len(chunk)
+            if size > limit:
+                raise UpstreamFailure("protocol", f"upstream response larger than {limit} bytes")
+            chunks.append(chunk)
+    except TimeoutError as exc:
+        raise UpstreamFailure("timeout", f"upstream stalled for {timeouts.idle:g}s") from exc
+    except aiohttp.ClientPayloadError as exc:
+        raise UpstreamFailure("protocol", "upstream response was cut short") from exc
+    except aiohttp.ClientError as exc:
+        raise UpstreamFailure("protocol", f"reading the upstream response failed: {exc}") from exc
+    return b"".join(chunks)
+
+
+def retry_after(headers: Any) -> str | None:
+    value = headers.get("retry-after") if headers is not None else None
+    return str(value) if value else None

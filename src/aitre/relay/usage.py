@@ -1,0 +1,80 @@
+"""Usage: what the upstream reported, or what we count when it reported nothing."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import orjson
+
+from aitre.tokenizer import Tokenizer
+
+
+@dataclass(slots=True)
+class Usage:
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    cached_tokens: int = 0
+    estimated: bool = False
+
+    @property
+    def total_tokens(self) -> int:
+        return self.prompt_tokens + self.completion_tokens
+
+
+def usage_from_dict(data: Any) -> Usage | None:
+    """OpenAI's usage object (chat, completions, embeddings, images: input/output_tokens)."""
+    if not isinstance(data, dict):
+        return None
+    prompt = data.get("prompt_tokens", data.get("input_tokens"))
+    completion = data.get("completion_tokens", data.get("output_tokens", 0))
+    if not isinstance(prompt, int):
+        return None
+    details = data.get("prompt_tokens_details") or data.get("input_tokens_details") or {}
+    cached = details.get("cached_tokens", 0) if isinstance(details, dict) else 0
+    return Usage(
+        prompt_tokens=prompt,
+        completion_tokens=completion if isinstance(completion, int) else 0,
+        cached_tokens=cached if isinstance(cached, int) else 0,
+    )
+
+
+def usage_from_body(body: bytes) -> Usage | None:
+    try:
+        data = orjson.loads(body)
+    except orjson.JSONDecodeError:
+        return None
+    return usage_from_dict(data.get("usage")) if isinstance(data, dict) else None
+
+
+def _content_text(content: Any) -> str:
+    if isinstance(content, str):
+        return content
+    if isinstance(content, list):
+        return "".join(p.get("text", "") for p in content if isinstance(p, dict))
+    return ""
+
+
+def prompt_text(body: dict[str, Any]) -> str:
+    """The text a request sends, for counting when the upstream reports no usage."""
+    if "messages" in body and isinstance(body["messages"], list):
+        parts = []
+        for m in body["messages"]:
+            if isinstance(m, dict):
+                parts.append(str(m.get("role", "")))
+                parts.append(_content_text(m.get("content")))
+        return "\n".join(parts)
+    prompt = body.get("prompt", body.get("input", ""))
+    if isinstance(prompt, list):
+        return "\n".join(p for p in prompt if isinstance(p, str))
+    return prompt if isinstance(prompt, str) else ""
+
+
+def count_prompt(tokenizer: Tokenizer, body: dict[str, Any], model: str) -> int:
+    text = prompt_text(body)
+    n = tokenizer.count(text, model)
+    messages = body.get("messages")
+    if isinstance(messages, list):
+        # OpenAI's chat framing: about 3 tokens per message plus 3 to prime the reply.
+        n += 3 * len(messages) + 3
+    return n

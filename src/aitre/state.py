@@ -1,0 +1,32 @@
+"""Everything a running gateway holds, created in the lifespan and reached via `request.app.state`.
+
+No module-level mutable state: two apps in one process (tests do this) never share anything.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
+
+from aitre.adapters.base import PassThroughAdapter
+from aitre.billing.usage_log import UsageRecorder
+from aitre.catalog import Catalog
+from aitre.config import Settings
+from aitre.relay.upstream import Upstream
+from aitre.secrets import SecretBox
+from aitre.tokenizer import Tokenizer
+
+
+@dataclass(slots=True)
+class AppState:
+    settings: Settings
+    engine: AsyncEngine
+    sessions: async_sessionmaker[AsyncSession]
+    box: SecretBox
+    catalog: Catalog
+    upstream: Upstream
+    recorder: UsageRecorder
+    tokenizer: Tokenizer
+    adapters: dict[str, PassThroughAdapter]
+    simulator_key: str = ""

@@ -1,0 +1,199 @@
+"""Real processes for tests: the gateway (`aitre serve`) and the simulator (`aitre simulator`)."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import socket
+import sqlite3
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def wait_until(check: Callable[[], Any], timeout: float = 10.0, interval: float = 0.05) -> Any:
+    """Poll `check` until it returns something truthy; fail with its last value otherwise."""
+    deadline = time.monotonic() + timeout
+    last: Any = None
+    while time.monotonic() < deadline:
+        last = check()
+        if last:
+            return last
+        time.sleep(interval)
+    raise AssertionError(f"condition not met within {timeout}s (last value: {last!r})")
+
+
+def _wait_http(url: str, proc: subprocess.Popen[bytes], log: Path, timeout: float = 60.0) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError(f"process exited with {proc.returncode}:\n{log.read_text()[-4000:]}")
+        with contextlib.suppress(httpx.HTTPError):
+            if httpx.get(url, timeout=1.0).status_code < 500:
+                return
+        time.sleep(0.1)
+    raise RuntimeError(f"{url} did not come up:\n{log.read_text()[-4000:]}")
+
+
+def aitre_cmd(*args: str) -> list[str]:
+    return [sys.executable, "-m", "aitre", *args]
+
+
+class Proc:
+    def __init__(self, args: list[str], env: dict[str, str], cwd: Path, name: str) -> None:
+        self.log_path = cwd / f"{name}.log"
+        self.args, self.env, self.cwd = args, env, cwd
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    def start(self, health_url: str) -> None:
+        with self.log_path.open("ab") as log:
+            self.proc = subprocess.Popen(
+                self.args, env=self.env, cwd=self.cwd, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
+            )
+        _wait_http(health_url, self.proc, self.log_path)
+
+    def signal(self, sig: int) -> None:
+        assert self.proc is not None
+        self.proc.send_signal(sig)
+
+    def wait(self, timeout: float = 30.0) -> int:
+        assert self.proc is not None
+        return self.proc.wait(timeout)
+
+    def stop(self) -> None:
+        if self.proc is None or self.proc.poll() is not None:
+            return
+        self.proc.send_signal(signal.SIGTERM)
+        try:
+            self.proc.wait(15)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait(5)
+
+    def kill(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait(5)
+
+    def log(self) -> str:
+        return self.log_path.read_text(errors="replace")
+
+
+def base_env(**extra: str) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("AITRE_")}
+    env.update({"PYTHONUNBUFFERED": "1", "AITRE_LOG_LEVEL": "warning"})
+    env.update(extra)
+    return env
+
+
+class Simulator:
+    def __init__(self, workdir: Path, key: str = "") -> None:
+        workdir.mkdir(parents=True, exist_ok=True)
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        args = aitre_cmd("simulator", "--port", str(self.port), *(["--key", key] if key else []))
+        self.proc = Proc(args, base_env(), workdir, "simulator")
+
+    def start(self) -> Simulator:
+        self.proc.start(self.url + "/_sim/events")
+        return self
+
+    def set_faults(self, *rules: dict[str, Any]) -> None:
+        httpx.post(self.url + "/_sim/faults", json=list(rules)).raise_for_status()
+
+    def reset(self) -> None:
+        httpx.delete(self.url + "/_sim/faults").raise_for_status()
+
+    def events(self) -> list[dict[str, Any]]:
+        data: list[dict[str, Any]] = httpx.get(self.url + "/_sim/events").json()
+        return data
+
+    def stop(self) -> None:
+        self.proc.stop()
+
+
+class Gateway:
+    """An `aitre serve` process with its own data folder."""
+
+    def __init__(self, workdir: Path, **env: str) -> None:
+        workdir.mkdir(parents=True, exist_ok=True)
+        self.workdir = workdir
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.data_dir = workdir / "data"
+        self.env = base_env(
+            AITRE_PORT=str(self.port),
+            AITRE_DATA_DIR=str(self.data_dir),
+            AITRE_CACHE_REFRESH_SECONDS="0.2",
+            AITRE_LOG_FLUSH_SECONDS="0.1",
+            **env,
+        )
+        self.proc = Proc(aitre_cmd("serve"), self.env, workdir, "gateway")
+        self.admin_key = ""
+        self.user_key = ""
+
+    def start(self) -> Gateway:
+        self.proc.start(self.url + "/healthz")
+        keys = self.data_dir / "initial-keys.env"
+        if keys.exists():
+            for line in keys.read_text().splitlines():
+                if line.startswith("export AITRE_ADMIN_KEY="):
+                    self.admin_key = line.split("=", 1)[1]
+                elif line.startswith("export AITRE_USER_KEY="):
+                    self.user_key = line.split("=", 1)[1]
+        return self
+
+    def stop(self) -> None:
+        self.proc.stop()
+
+    @property
+    def api(self) -> str:
+        return self.url + "/v1"
+
+    def cli(self, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
+        """Run an `aitre` CLI command against this gateway's database."""
+        result = subprocess.run(
+            aitre_cmd(*args), env=self.env, cwd=self.workdir, capture_output=True, text=True, timeout=60
+        )
+        if check and result.returncode != 0:
+            raise AssertionError(f"aitre {' '.join(args)} failed ({result.returncode}):\n{result.stdout}\n{result.stderr}")
+        return result
+
+    def sql(self, query: str, params: tuple[Any, ...] = ()) -> list[sqlite3.Row]:
+        conn = sqlite3.connect(self.data_dir / "aitre.db", timeout=30)
+        conn.row_factory = sqlite3.Row
+        try:
+            return list(conn.execute(query, params))
+        finally:
+            conn.close()
+
+    def logs_for(self, request_id: str) -> list[sqlite3.Row]:
+        return self.sql("SELECT * FROM usage_logs WHERE request_id = ?", (request_id,))
+
+    def wait_log(self, request_id: str, timeout: float = 10.0) -> sqlite3.Row:
+        rows: list[sqlite3.Row] = wait_until(lambda: self.logs_for(request_id), timeout)
+        return rows[-1]
+
+    def add_channel(self, name: str, base_url: str, models: str, *extra: str) -> None:
+        self.cli("channel", "add", name, "--base-url", base_url, "--models", models, *extra)
+
+
+@contextlib.contextmanager
+def running(*procs: Gateway | Simulator) -> Iterator[None]:
+    try:
+        yield
+    finally:
+        for p in procs:
+            p.stop()
