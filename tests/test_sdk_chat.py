@@ -8,7 +8,6 @@ import pytest
 from tests.support.clients import aclient, client
 from tests.support.processes import Gateway
 
-
 MESSAGES = [{"role": "user", "content": "Say this is a test"}]
 
 
@@ -68,7 +67,8 @@ def test_same_prompt_gives_same_text_stream_and_not(gateway: Gateway) -> None:
     msgs = [{"role": "user", "content": "Describe the sea"}]
     full = c.chat.completions.create(model="gpt-4o-mini", messages=msgs).choices[0].message.content
     streamed = "".join(
-        ch.choices[0].delta.content or "" for ch in c.chat.completions.create(model="gpt-4o-mini", messages=msgs, stream=True)
+        ch.choices[0].delta.content or ""
+        for ch in c.chat.completions.create(model="gpt-4o-mini", messages=msgs, stream=True)
     )
     assert full == streamed
 
@@ -83,7 +83,9 @@ def test_models_list(gateway: Gateway) -> None:
 
 def test_bad_key_is_401(gateway: Gateway) -> None:
     with pytest.raises(openai.AuthenticationError) as exc:
-        client(gateway, key="sk-not-a-real-key").chat.completions.create(model="gpt-4o-mini", messages=MESSAGES)
+        client(gateway, key="sk-not-a-real-key").chat.completions.create(
+            model="gpt-4o-mini", messages=MESSAGES
+        )
     assert exc.value.status_code == 401
     assert exc.value.code == "invalid_api_key"
 
@@ -101,16 +103,24 @@ def test_tool_call_passes_through_stream_and_not(gateway: Gateway) -> None:
             "type": "function",
             "function": {
                 "name": "get_weather",
-                "parameters": {"type": "object", "properties": {"city": {"type": "string"}}, "required": ["city"]},
+                "parameters": {
+                    "type": "object",
+                    "properties": {"city": {"type": "string"}},
+                    "required": ["city"],
+                },
             },
         }
     ]
     c = client(gateway)
-    resp = c.chat.completions.create(model="gpt-4o-mini", messages=MESSAGES, tools=tools, tool_choice="required")
+    resp = c.chat.completions.create(
+        model="gpt-4o-mini", messages=MESSAGES, tools=tools, tool_choice="required"
+    )
     call = resp.choices[0].message.tool_calls[0]
     assert call.function.name == "get_weather" and call.function.arguments == '{"city":"sim"}'
     args = ""
-    for ch in c.chat.completions.create(model="gpt-4o-mini", messages=MESSAGES, tools=tools, tool_choice="required", stream=True):
+    for ch in c.chat.completions.create(
+        model="gpt-4o-mini", messages=MESSAGES, tools=tools, tool_choice="required", stream=True
+    ):
         for tc in ch.choices[0].delta.tool_calls or []:
             args += tc.function.arguments or ""
     assert args == '{"city":"sim"}'

@@ -30,5 +30,3 @@ async def close_all() -> None:
     while _async:
         with contextlib.suppress(RuntimeError):
             await _async.pop().close()
-
-

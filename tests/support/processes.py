@@ -60,7 +60,12 @@ class Proc:
     def start(self, health_url: str) -> None:
         with self.log_path.open("ab") as log:
             self.proc = subprocess.Popen(
-                self.args, env=self.env, cwd=self.cwd, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
+                self.args,
+                env=self.env,
+                cwd=self.cwd,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
             )
         _wait_http(health_url, self.proc, self.log_path)
 
@@ -168,7 +173,9 @@ class Gateway:
             aitre_cmd(*args), env=self.env, cwd=self.workdir, capture_output=True, text=True, timeout=60
         )
         if check and result.returncode != 0:
-            raise AssertionError(f"aitre {' '.join(args)} failed ({result.returncode}):\n{result.stdout}\n{result.stderr}")
+            raise AssertionError(
+                f"aitre {' '.join(args)} failed ({result.returncode}):\n{result.stdout}\n{result.stderr}"
+            )
         return result
 
     def sql(self, query: str, params: tuple[Any, ...] = ()) -> list[sqlite3.Row]:

@@ -9,7 +9,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from aitre.channels import repo
 from aitre.channels.model import CHANNEL_TYPES
-from aitre.cli.common import console, run_db, split_csv, table
+from aitre.cli.common import JsonOption, console, run_db, split_csv, table
 from aitre.secrets import SecretBox
 from aitre.store.models import Channel
 
@@ -62,7 +62,7 @@ def add(
 
 
 @app.command("list", help="List channels.")
-def list_() -> None:
+def list_(as_json: JsonOption = False) -> None:
     async def work(session: AsyncSession, box: SecretBox) -> list[Channel]:
         return await repo.list_channels(session)
 
@@ -85,6 +85,7 @@ def list_() -> None:
             )
             for r in rows
         ],
+        as_json,
     )
 
 

@@ -7,10 +7,8 @@ import os
 from typing import Annotated
 
 import typer
-import uvicorn
 from rich.panel import Panel
 
-from aitre.app import prepare_database
 from aitre.cli.common import console, settings
 from aitre.store.db import make_engine
 from aitre.store.migrate import upgrade_to_head
@@ -25,6 +23,10 @@ def serve(
         int | None, typer.Option(help="Worker processes [default: AITRE_WORKERS or 1].")
     ] = None,
 ) -> None:
+    import uvicorn
+
+    from aitre.app import prepare_database
+
     # Options win over the environment; workers re-read settings from it, so write them there.
     for name, value in (("AITRE_HOST", host), ("AITRE_PORT", port), ("AITRE_WORKERS", workers)):
         if value is not None:
@@ -63,6 +65,8 @@ def simulator(
     port: Annotated[int, typer.Option(help="Listen port.")] = 3900,
     key: Annotated[str, typer.Option(help="Require this bearer key (empty: accept any).")] = "",
 ) -> None:
+    import uvicorn
+
     from aitre.simulator.app import create_simulator_app
 
     app = create_simulator_app(keys=(lambda: [key]) if key else None)

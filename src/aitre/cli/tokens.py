@@ -8,7 +8,7 @@ import typer
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from aitre.accounts import repo
-from aitre.cli.common import console, run_db, table
+from aitre.cli.common import JsonOption, console, run_db, table
 from aitre.secrets import SecretBox
 from aitre.store.models import Token, User
 
@@ -34,7 +34,9 @@ def create(
 
 
 @app.command("list", help="List API keys (never their secret part).")
-def list_(user: Annotated[str, typer.Option(help="Only this user's keys.")] = "") -> None:
+def list_(
+    user: Annotated[str, typer.Option(help="Only this user's keys.")] = "", as_json: JsonOption = False
+) -> None:
     async def work(session: AsyncSession, box: SecretBox) -> list[tuple[Token, User]]:
         owner = await repo.find_user(session, user) if user else None
         return await repo.list_tokens(session, owner)
@@ -44,6 +46,7 @@ def list_(user: Annotated[str, typer.Option(help="Only this user's keys.")] = ""
         "tokens",
         ["id", "user", "name", "key", "enabled"],
         [(t.id, u.username, t.name, t.key_hint, "yes" if t.enabled else "revoked") for t, u in rows],
+        as_json,
     )
 
 

@@ -9,7 +9,7 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from aitre.accounts import repo
-from aitre.cli.common import console, run_db, table
+from aitre.cli.common import JsonOption, console, run_db, table
 from aitre.secrets import SecretBox
 from aitre.store.models import User
 
@@ -30,7 +30,7 @@ def create(
 
 
 @app.command("list", help="List users.")
-def list_() -> None:
+def list_(as_json: JsonOption = False) -> None:
     async def work(session: AsyncSession, box: SecretBox) -> list[User]:
         return list(await session.scalars(select(User).order_by(User.id)))
 
@@ -39,4 +39,5 @@ def list_() -> None:
         "users",
         ["id", "username", "role", "group", "enabled"],
         [(u.id, u.username, u.role, u.group_name, "yes" if u.enabled else "no") for u in rows],
+        as_json,
     )

@@ -11,6 +11,7 @@ import time
 from typing import Any
 
 import aiohttp
+import orjson
 from starlette.responses import Response
 
 from aitre.channels.model import ChannelInfo
@@ -20,7 +21,7 @@ from aitre.relay.job import Attempt, RelayJob
 from aitre.relay.sse import StreamTap
 from aitre.relay.streaming import StreamOutcome, StreamResponse, UpstreamEvents
 from aitre.relay.upstream import Timeouts, UpstreamFailure, read_body
-from aitre.relay.usage import Usage, count_prompt, usage_from_body
+from aitre.relay.usage import Usage, completion_text, count_prompt, usage_from_dict
 from aitre.state import AppState
 
 _ERROR_BODY_LIMIT = 1024 * 1024
@@ -108,8 +109,16 @@ async def _attempt(state: AppState, job: RelayJob, channel: ChannelInfo) -> Resp
         _note(job, channel, 0, t0, failure.message)
         raise _Retry(error_from_failure(failure)) from failure
     resp.release()
+    try:
+        data = orjson.loads(body)
+    except orjson.JSONDecodeError:
+        message = "upstream answered with a body that is not valid JSON"
+        _note(job, channel, resp.status, t0, message)
+        raise _Retry(ApiError(502, message, type="upstream_error", code="upstream_bad_response")) from None
     _note(job, channel, resp.status, t0)
-    usage = usage_from_body(body) or await _count(state, job, "")
+    usage = (usage_from_dict(data.get("usage")) if isinstance(data, dict) else None) or await _count(
+        state, job, completion_text(data)
+    )
     _log(state, job, channel, resp.status, "", usage)
     headers = {"x-request-id": job.request_id}
     return Response(

@@ -30,8 +30,9 @@ class EventSplitter:
 
     def feed(self, chunk: bytes) -> bytes:
         buf = self._buf + chunk if self._buf else chunk
-        end = max(buf.rfind(b"\n\n") + 2, buf.rfind(b"\r\n\r\n") + 4, 0)
-        if end <= 1:
+        lf, crlf = buf.rfind(b"\n\n"), buf.rfind(b"\r\n\r\n")
+        end = max(lf + 2 if lf != -1 else 0, crlf + 4 if crlf != -1 else 0)
+        if end == 0:
             self._buf = buf
             return b""
         self._buf = buf[end:]

@@ -47,6 +47,26 @@ def usage_from_body(body: bytes) -> Usage | None:
     return usage_from_dict(data.get("usage")) if isinstance(data, dict) else None
 
 
+def completion_text(data: Any) -> str:
+    """The generated text of a non-streamed chat or completions answer."""
+    if not isinstance(data, dict):
+        return ""
+    parts: list[str] = []
+    for choice in data.get("choices") or ():
+        if not isinstance(choice, dict):
+            continue
+        if isinstance(choice.get("text"), str):
+            parts.append(choice["text"])
+        message = choice.get("message")
+        if isinstance(message, dict):
+            parts.append(_content_text(message.get("content")))
+            for call in message.get("tool_calls") or ():
+                fn = call.get("function") if isinstance(call, dict) else None
+                if isinstance(fn, dict):
+                    parts.append(str(fn.get("name") or "") + str(fn.get("arguments") or ""))
+    return "".join(parts)
+
+
 def _content_text(content: Any) -> str:
     if isinstance(content, str):
         return content
