@@ -44,6 +44,7 @@ def test_channel_lifecycle_drives_routing(gateway: Gateway, simulator: Simulator
         "--priority",
         "5",
     )
+    gateway.cli("price", "set", "ext-model", "--input", "1", "--output", "2")
     listing = gateway.cli("channel", "list", "--json").stdout
     ext = next(c for c in json.loads(listing) if c["name"] == "ext")
     assert ext["models"] == "ext-model" and ext["mapping"] == "ext-model=gpt-4o" and ext["priority"] == 5
@@ -90,7 +91,7 @@ def test_channel_add_rejects_bad_input(gateway: Gateway) -> None:
 
 
 def test_token_create_list_revoke(gateway: Gateway) -> None:
-    gateway.cli("user", "create", "alice")
+    gateway.cli("user", "create", "alice", "--quota", "$1")
     key = gateway.cli("token", "create", "--user", "alice", "--name", "laptop", "-q").stdout.strip()
     assert key.startswith("sk-") and len(key) == 51
     c = client(gateway, key=key)

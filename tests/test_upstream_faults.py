@@ -33,6 +33,7 @@ def gw(simulator: Simulator, tmp_path_factory: pytest.TempPathFactory) -> Iterat
     )
     for model, spec in FAULTS.items():
         g.add_channel(model, f"{simulator.url}/f/{spec}/v1", model, "--map", f"{model}=gpt-4o-mini")
+    g.cli("price", "set", "*", "--input", "1", "--output", "2")
     g.add_channel("healthy", f"{simulator.url}/v1", "gpt-4o-mini")
     g.add_channel("refused", f"http://127.0.0.1:{free_port()}/v1", "fault-refused")
     g.start()

@@ -16,16 +16,22 @@ from starlette.routing import Route
 
 from aitre import __version__
 from aitre.adapters.registry import build_registry
-from aitre.api import chat, health, models
+from aitre.api import audio, chat, completions, embeddings, health, images, media, models
 from aitre.api.common import request_id
 from aitre.api.middleware.request_id import RequestIdMiddleware
+from aitre.billing.accountant import Accountant
+from aitre.billing.bank import LocalBank
+from aitre.billing.limits import RateLimiter
 from aitre.billing.usage_log import UsageRecorder
 from aitre.bootstrap import FirstKeys, bootstrap_if_empty, write_keys_file
 from aitre.catalog import Catalog
 from aitre.config import Settings
 from aitre.errors import ApiError
+from aitre.media.fetch import MediaFetcher
+from aitre.media.store import MediaStore
 from aitre.relay.upstream import Upstream
 from aitre.secrets import SecretBox, load_or_create_key
+from aitre.security.ssrf import AddressPolicy
 from aitre.simulator.app import create_simulator_app
 from aitre.state import AppState
 from aitre.store.db import make_engine, make_sessionmaker
@@ -46,7 +52,9 @@ async def prepare_database(settings: Settings) -> FirstKeys | None:
             return None
         sessions = make_sessionmaker(engine)
         async with sessions() as session, session.begin():
-            keys = await bootstrap_if_empty(session, box, with_simulator=settings.simulator_enabled)
+            keys = await bootstrap_if_empty(
+                session, box, with_simulator=settings.simulator_enabled, quota=settings.bootstrap_quota
+            )
         if keys is not None and settings.write_initial_keys:
             write_keys_file(settings.data_dir, keys, settings.resolved_public_url())
         return keys
@@ -57,10 +65,18 @@ async def prepare_database(settings: Settings) -> FirstKeys | None:
 def _relay_routes() -> list[Route]:
     return [
         Route("/v1/chat/completions", chat.chat_completions, methods=["POST"]),
+        Route("/v1/completions", completions.completions, methods=["POST"]),
+        Route("/v1/embeddings", embeddings.embeddings, methods=["POST"]),
+        Route("/v1/images/generations", images.generations, methods=["POST"]),
+        Route("/v1/images/edits", images.edits, methods=["POST"]),
+        Route("/v1/audio/speech", audio.speech, methods=["POST"]),
+        Route("/v1/audio/transcriptions", audio.transcriptions, methods=["POST"]),
+        Route("/v1/audio/translations", audio.translations, methods=["POST"]),
         Route("/v1/models", models.list_models, methods=["GET"]),
         Route("/v1/models/{model:path}", models.get_model, methods=["GET"]),
         Route("/healthz", health.healthz, methods=["GET"]),
         Route("/readyz", health.readyz, methods=["GET"]),
+        Route("/media/{name}", media.get_media, methods=["GET", "HEAD"]),
     ]
 
 
@@ -134,11 +150,17 @@ async def _start_state(settings: Settings) -> AppState:
     box = SecretBox(load_or_create_key(settings.secret_key, settings.data_dir))
     engine = make_engine(settings.resolved_database_url())
     sessions = make_sessionmaker(engine)
-    catalog = Catalog(sessions, box, settings.cache_refresh_seconds)
+    catalog = Catalog(sessions, box, settings.cache_refresh_seconds, settings.internal_url() + "/sim")
     await catalog.reload()
     catalog.start()
     recorder = UsageRecorder(sessions, settings.log_flush_seconds, settings.log_batch_size)
     recorder.start()
+    bank = LocalBank(
+        sessions, settings.data_dir / "journal", settings.ledger_flush_seconds, settings.ledger_fsync
+    )
+    await bank.recover()
+    bank.start()
+    catalog.on_change.append(bank.reload)
     tokenizer = Tokenizer()
     # Build the encodings off the event loop now, so the first count does not pay for it.
     asyncio.get_running_loop().run_in_executor(None, tokenizer.count, "warm up", "gpt-4o")
@@ -151,12 +173,21 @@ async def _start_state(settings: Settings) -> AppState:
         upstream=Upstream(settings),
         recorder=recorder,
         tokenizer=tokenizer,
-        adapters=build_registry(settings.internal_url() + "/sim/v1"),
+        adapters=build_registry(),
+        accountant=Accountant(bank, catalog.prices, RateLimiter(), tokenizer, settings),
+        media=MediaStore(settings.resolved_media_dir(), settings.resolved_public_url()),
+        fetcher=MediaFetcher(
+            AddressPolicy(settings.fetch_allow_private, settings.fetch_allowed_cidrs),
+            max_bytes=settings.fetch_max_bytes,
+            timeout=settings.fetch_timeout,
+        ),
     )
 
 
 async def _stop_state(state: AppState) -> None:
     await state.catalog.stop()
+    await state.accountant.bank.stop()
     await state.recorder.stop()
     await state.upstream.close()
+    await state.fetcher.close()
     await state.engine.dispose()

@@ -25,12 +25,14 @@ class FirstKeys:
     user_key: str
 
 
-async def bootstrap_if_empty(session: AsyncSession, box: SecretBox, with_simulator: bool) -> FirstKeys | None:
+async def bootstrap_if_empty(
+    session: AsyncSession, box: SecretBox, with_simulator: bool, quota: int = 0
+) -> FirstKeys | None:
     if (await session.scalar(select(func.count()).select_from(User))) != 0:
         return None
-    admin = await accounts.create_user(session, "admin", role="admin")
+    admin = await accounts.create_user(session, "admin", role="admin", quota=quota)
     admin_key = await accounts.create_token(session, admin, name="admin")
-    user = await accounts.create_user(session, "demo", role="user")
+    user = await accounts.create_user(session, "demo", role="user", quota=quota)
     user_key = await accounts.create_token(session, user, name="demo")
     if with_simulator:
         await channels.add_channel(

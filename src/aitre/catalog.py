@@ -5,13 +5,17 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+from collections.abc import Awaitable, Callable
 
+from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from aitre.accounts.auth import KeyCache
+from aitre.billing.pricebook import PriceBook
 from aitre.channels import repo as channel_repo
 from aitre.channels.router import ChannelRouter
 from aitre.secrets import SecretBox
+from aitre.store.models import Group, Price
 from aitre.store.version import read_version
 
 log = logging.getLogger(__name__)
@@ -19,13 +23,20 @@ log = logging.getLogger(__name__)
 
 class Catalog:
     def __init__(
-        self, sessions: async_sessionmaker[AsyncSession], box: SecretBox, refresh_seconds: float
+        self,
+        sessions: async_sessionmaker[AsyncSession],
+        box: SecretBox,
+        refresh_seconds: float,
+        simulator_base: str = "",
     ) -> None:
         self._sessions = sessions
+        self._simulator_base = simulator_base
         self._box = box
         self._refresh_seconds = refresh_seconds
         self.keys = KeyCache(sessions)
         self.router = ChannelRouter()
+        self.prices = PriceBook()
+        self.on_change: list[Callable[[], Awaitable[None]]] = []
         self.version = -1
         self._task: asyncio.Task[None] | None = None
 
@@ -33,9 +44,16 @@ class Catalog:
         async with self._sessions() as session:
             version = await read_version(session)
             rows = await channel_repo.list_channels(session)
-        self.router.load(channel_repo.to_info(r, self._box) for r in rows)
+            prices = list(await session.scalars(select(Price)))
+            groups = list(await session.scalars(select(Group)))
+        self.router.load(channel_repo.to_info(r, self._box, self._simulator_base) for r in rows)
+        self.prices.load(prices, groups)
         self.keys.clear()
+        changed = self.version != -1
         self.version = version
+        if changed:
+            for callback in self.on_change:
+                await callback()
 
     async def refresh_if_changed(self) -> bool:
         async with self._sessions() as session:

@@ -9,11 +9,12 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
 
-from pydantic import Field
+from pydantic import Field, field_validator
 from pydantic_settings import (
     BaseSettings,
+    NoDecode,
     PydanticBaseSettingsSource,
     SettingsConfigDict,
     TomlConfigSettingsSource,
@@ -54,6 +55,10 @@ class Settings(BaseSettings):
     bootstrap: bool = Field(
         True, description="On first start create an admin, a user, their keys and a simulator channel."
     )
+    bootstrap_quota: int = Field(
+        50_000_000,
+        description="Quota units the first-start admin and demo users get (100 USD at the default rate).",
+    )
     write_initial_keys: bool = Field(
         True, description="Also write the first-start keys to `<data_dir>/initial-keys.env` (mode 0600)."
     )
@@ -75,9 +80,64 @@ class Settings(BaseSettings):
         2, description="Further channels tried after a failure that happened before the client got a byte."
     )
 
+    # --- media -------------------------------------------------------------------------------
+    media_dir: Path | None = Field(
+        None, description="Where generated media is kept. Default: `<data_dir>/media`."
+    )
+    media_retention_days: float = Field(
+        30.0, description="Media older than this is deleted (0 keeps it forever)."
+    )
+    rehost_images: bool = Field(
+        True, description="Copy images that upstreams return as (expiring) URLs into the media store."
+    )
+    image_chat_models: Annotated[list[str], NoDecode] = Field(
+        ["gpt-4o-image", "gpt-4o-all", "gemini-2.5-flash-image-preview", "gemini-2.5-flash-image"],
+        description="Chat models that make images (comma-separated); answered with markdown image links.",
+    )
+
+    # --- fetching URLs given by clients (reference images) -------------------------------------
+    fetch_allow_private: bool = Field(
+        False, description="Allow fetching from private, loopback and link-local addresses (SSRF risk)."
+    )
+    fetch_allowed_cidrs: Annotated[list[str], NoDecode] = Field(
+        [], description="Comma-separated address ranges that may be fetched even though not public."
+    )
+    fetch_max_bytes: int = Field(
+        20 * 1024 * 1024, description="Largest file fetched from a client's URL (bytes)."
+    )
+    fetch_timeout: float = Field(
+        15.0, description="Seconds allowed to fetch a client's URL, redirects included."
+    )
+    audio_max_bytes: int = Field(
+        25 * 1024 * 1024, description="Largest audio upload for transcriptions (bytes)."
+    )
+
+    # --- billing -----------------------------------------------------------------------------
+    quota_per_usd: int = Field(500_000, description="Quota units per US dollar (prices are set in USD).")
+    default_completion_estimate: int = Field(
+        1024, description="Output tokens reserved for a chat request that sets no max_tokens."
+    )
+    new_user_quota: int = Field(0, description="Quota units a new user starts with.")
+    ledger_flush_seconds: float = Field(
+        0.2, description="How often journaled ledger entries are written to the DB."
+    )
+    ledger_fsync: bool = Field(
+        False, description="fsync the ledger journal on every flush (survives power loss)."
+    )
+
     # --- usage log ----------------------------------------------------------------------------
     log_flush_seconds: float = Field(0.5, description="Longest a usage-log row waits before it is written.")
     log_batch_size: int = Field(500, description="Usage-log rows written per batch.")
+
+    @field_validator("image_chat_models", "fetch_allowed_cidrs", mode="before")
+    @classmethod
+    def _split_csv(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            return [v.strip() for v in value.split(",") if v.strip()]
+        return value
+
+    def resolved_media_dir(self) -> Path:
+        return self.media_dir or self.data_dir / "media"
 
     def resolved_database_url(self) -> str:
         if self.database_url:

@@ -9,10 +9,14 @@ from dataclasses import dataclass
 
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
-from aitre.adapters.base import PassThroughAdapter
+from aitre.adapters.base import Adapter
+from aitre.billing.accountant import Accountant
 from aitre.billing.usage_log import UsageRecorder
 from aitre.catalog import Catalog
+from aitre.channels.model import ChannelInfo
 from aitre.config import Settings
+from aitre.media.fetch import MediaFetcher
+from aitre.media.store import MediaStore
 from aitre.relay.upstream import Upstream
 from aitre.secrets import SecretBox
 from aitre.tokenizer import Tokenizer
@@ -28,5 +32,10 @@ class AppState:
     upstream: Upstream
     recorder: UsageRecorder
     tokenizer: Tokenizer
-    adapters: dict[str, PassThroughAdapter]
-    simulator_key: str = ""
+    adapters: dict[str, Adapter]
+    media: MediaStore
+    fetcher: MediaFetcher
+    accountant: Accountant
+
+    def adapter_for(self, channel: ChannelInfo) -> Adapter:
+        return self.adapters[channel.type]

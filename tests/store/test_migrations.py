@@ -40,3 +40,38 @@ async def test_sqlite_schema_matches_models(tmp_path: Path) -> None:
 async def test_postgres_schema_matches_models() -> None:
     async with fresh_database() as url:
         assert await _diff(url) == []
+
+
+async def test_upgrade_from_0001_keeps_existing_rows(tmp_path: Path) -> None:
+    from alembic import command
+    from sqlalchemy import text
+
+    from aitre.store.migrate import alembic_config
+
+    engine = make_engine(f"sqlite+aiosqlite:///{tmp_path / 'old.db'}")
+    try:
+
+        def to(rev: str):  # type: ignore[no-untyped-def]
+            def run(conn):  # type: ignore[no-untyped-def]
+                cfg = alembic_config()
+                cfg.attributes["connection"] = conn
+                command.upgrade(cfg, rev)
+
+            return run
+
+        async with engine.begin() as conn:
+            await conn.run_sync(to("0001"))
+            await conn.execute(
+                text("INSERT INTO users (username, role, group_name, enabled, created_at) VALUES ('old', 'user', 'default', 1, 1)")
+            )
+            await conn.execute(
+                text("INSERT INTO tokens (user_id, name, key_hash, key_hint, enabled, created_at) VALUES (1, 'k', 'h', 'x', 1, 1)")
+            )
+        async with engine.begin() as conn:
+            await conn.run_sync(to("head"))
+            user = (await conn.execute(text("SELECT quota, used_quota FROM users"))).one()
+            token = (await conn.execute(text("SELECT unlimited, rpm, model_mapping FROM tokens"))).one()
+    finally:
+        await engine.dispose()
+    assert tuple(user) == (0, 0)
+    assert token[0] == 1 and token[1] == 0 and token[2] == "{}"

@@ -7,7 +7,9 @@ changes (a key was revoked, a user disabled), so a revocation takes effect withi
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from ipaddress import IPv4Network, IPv6Network, ip_network
 
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
@@ -16,16 +18,25 @@ from aitre.accounts.keys import hash_key
 from aitre.store.models import Token, User
 
 _NEGATIVE_CAP = 10_000
+IPNetwork = IPv4Network | IPv6Network
 
 
 @dataclass(frozen=True, slots=True)
 class Caller:
+    """The key and user behind a request, with the key's limits (checked in `accounts.policy`)."""
+
     token_id: int
     token_name: str
     user_id: int
     username: str
     role: str
     group: str
+    expires_at: int | None = None  # ms since the epoch
+    allowed_models: frozenset[str] | None = None
+    allowed_ips: tuple[IPNetwork, ...] | None = None
+    rpm: int = 0
+    tpm: int = 0
+    model_mapping: Mapping[str, str] = field(default_factory=dict)
 
     @property
     def is_admin(self) -> bool:
@@ -78,4 +89,12 @@ class KeyCache:
             username=user.username,
             role=user.role,
             group=user.group_name,
+            expires_at=token.expires_at,
+            allowed_models=frozenset(token.allowed_models) if token.allowed_models else None,
+            allowed_ips=tuple(ip_network(c, strict=False) for c in token.allowed_ips)
+            if token.allowed_ips
+            else None,
+            rpm=token.rpm or 0,
+            tpm=token.tpm or 0,
+            model_mapping=dict(token.model_mapping or {}),
         )

@@ -2,15 +2,17 @@
 
 from __future__ import annotations
 
+import secrets
 from dataclasses import dataclass
 
-from sqlalchemy import select
+from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from aitre.accounts.keys import generate_key, hash_key, key_hint
-from aitre.store.models import Token, User, now_ms
+from aitre.store.models import LedgerEntry, Token, User, now_ms
 
 ROLES = ("admin", "user")
+GRANT_KINDS = ("topup", "redeem", "adjust")
 
 
 class AccountError(ValueError):
@@ -26,16 +28,46 @@ class IssuedKey:
 
 
 async def create_user(
-    session: AsyncSession, username: str, role: str = "user", group: str = "default"
+    session: AsyncSession, username: str, role: str = "user", group: str = "default", quota: int = 0
 ) -> User:
     if role not in ROLES:
         raise AccountError(f"role must be one of {', '.join(ROLES)}")
     if await session.scalar(select(User.id).where(User.username == username)) is not None:
         raise AccountError(f"user {username!r} already exists")
-    user = User(username=username, role=role, group_name=group, enabled=True)
+    user = User(username=username, role=role, group_name=group, enabled=True, quota=0)
     session.add(user)
     await session.flush()
+    if quota:
+        await grant(session, user, quota, "topup", "initial quota")
     return user
+
+
+async def grant(
+    session: AsyncSession, user: User, amount: int, kind: str = "topup", note: str = ""
+) -> LedgerEntry:
+    """Add (or, negative, remove) quota: a ledger row and the balance, in the caller's transaction.
+
+    Running gateways see it when the catalog version moves (their cached balances are reloaded).
+    """
+    if kind not in GRANT_KINDS:
+        raise AccountError(f"kind must be one of {', '.join(GRANT_KINDS)}")
+    await session.refresh(user, ["quota"])
+    if user.quota + amount < 0:
+        raise AccountError(
+            f"that would leave {user.username} with a negative balance ({user.quota} + {amount})"
+        )
+    entry = LedgerEntry(
+        user_id=user.id,
+        token_id=None,
+        hold_id=f"{kind}_{secrets.token_hex(12)}",
+        kind=kind,
+        amount=amount,
+        note=note,
+    )
+    session.add(entry)
+    await session.execute(update(User).where(User.id == user.id).values(quota=User.quota + amount))
+    await session.flush()
+    return entry
 
 
 async def find_user(session: AsyncSession, ref: str) -> User:

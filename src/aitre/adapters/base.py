@@ -1,15 +1,36 @@
-"""The interface every upstream protocol implements for the OpenAI-format relay."""
+"""The interface every upstream protocol implements, and how an attempt reports failure.
+
+An adapter runs one attempt of a job on one channel. It returns the client's response, raises
+`Retryable` when another channel might succeed (nothing has reached the client yet), or raises
+`ApiError` when no channel would do better (e.g. the upstream refused the request as invalid).
+"""
 
 from __future__ import annotations
 
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
-from aitre.channels.model import ChannelInfo
-from aitre.relay.job import RelayJob
-from aitre.relay.upstream import UpstreamRequest
+from aitre.errors import ApiError
+
+if TYPE_CHECKING:
+    from starlette.responses import Response
+
+    from aitre.channels.model import ChannelInfo
+    from aitre.relay.job import RelayJob
+    from aitre.relay.streaming import StreamResponse
+    from aitre.state import AppState
 
 
-class PassThroughAdapter(Protocol):
-    """An upstream that speaks the client's format: we only rewrite the target, auth and model."""
+class Retryable(Exception):
+    def __init__(self, error: ApiError) -> None:
+        super().__init__(error.message)
+        self.error = error
 
-    def build(self, channel: ChannelInfo, job: RelayJob) -> UpstreamRequest: ...
+
+class Adapter(Protocol):
+    def supports(self, endpoint: str, model: str) -> bool:
+        """Whether this protocol can serve `endpoint` (e.g. "images.generations") for `model`."""
+        ...
+
+    async def execute(
+        self, state: AppState, job: RelayJob, channel: ChannelInfo
+    ) -> Response | StreamResponse: ...

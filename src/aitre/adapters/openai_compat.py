@@ -1,21 +1,31 @@
-"""OpenAI and every vendor that copies its API: same paths, bearer auth, same bodies."""
+"""OpenAI and every vendor that copies its API: same paths, bearer auth, same bodies.
+
+The request body is the client's, with only the model name mapped (and usage asked for on
+streams we bill); the answer is passed through (`relay.passthrough`).
+"""
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
+import aiohttp
 import orjson
 
-from aitre.channels.model import ChannelInfo
-from aitre.relay.job import RelayJob
+from aitre.relay import passthrough
+from aitre.relay.job import UploadedFile
 from aitre.relay.upstream import UpstreamRequest
+
+if TYPE_CHECKING:
+    from starlette.responses import Response
+
+    from aitre.channels.model import ChannelInfo
+    from aitre.relay.job import RelayJob
+    from aitre.relay.streaming import StreamResponse
+    from aitre.state import AppState
 
 
 def rewrite_body(channel: ChannelInfo, job: RelayJob) -> bytes:
-    """The client's JSON with the upstream's model name; usage asked for on streams we bill.
-
-    Unknown fields pass through untouched.
-    """
+    """The client's JSON with the upstream's model name; unknown fields pass through untouched."""
     body: dict[str, Any] = dict(job.body)
     body["model"] = channel.upstream_model(job.model)
     if job.wants_stream_usage_injected and channel.config.get("stream_usage", True):
@@ -24,18 +34,34 @@ def rewrite_body(channel: ChannelInfo, job: RelayJob) -> bytes:
     return orjson.dumps(body)
 
 
+def rebuild_form(channel: ChannelInfo, job: RelayJob) -> aiohttp.FormData:
+    """The client's multipart fields and files, in order, with the model name mapped."""
+    form = aiohttp.FormData(quote_fields=False)
+    for name, value in job.form or ():
+        if isinstance(value, UploadedFile):
+            form.add_field(name, value.data, filename=value.filename, content_type=value.content_type)
+        elif name == "model":
+            form.add_field(name, channel.upstream_model(job.model))
+        else:
+            form.add_field(name, value)
+    return form
+
+
 class OpenAICompatAdapter:
-    def __init__(self, base_override: str = "") -> None:
-        self._base_override = base_override
+    def supports(self, endpoint: str, model: str) -> bool:
+        return True
 
-    def base(self, channel: ChannelInfo) -> str:
-        if self._base_override and not channel.base_url:
-            return self._base_override
-        return channel.api_base()
-
-    def build(self, channel: ChannelInfo, job: RelayJob) -> UpstreamRequest:
-        headers = {"Content-Type": "application/json", "Accept": "application/json, text/event-stream"}
+    def build(self, channel: ChannelInfo, job: RelayJob, path: str | None = None) -> UpstreamRequest:
+        headers = {"Accept": "application/json, text/event-stream, */*", "X-Request-Id": job.request_id}
         if channel.secret:
             headers["Authorization"] = f"Bearer {channel.secret}"
-        headers["X-Request-Id"] = job.request_id
-        return UpstreamRequest("POST", self.base(channel) + job.path, headers, rewrite_body(channel, job))
+        url = channel.api_base() + (path or job.path)
+        if job.form is not None:
+            return UpstreamRequest("POST", url, headers, rebuild_form(channel, job))
+        headers["Content-Type"] = "application/json"
+        return UpstreamRequest("POST", url, headers, rewrite_body(channel, job))
+
+    async def execute(
+        self, state: AppState, job: RelayJob, channel: ChannelInfo
+    ) -> Response | StreamResponse:
+        return await passthrough.execute(state, job, channel, self.build(channel, job))

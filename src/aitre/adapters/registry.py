@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
-from aitre.adapters.base import PassThroughAdapter
+from aitre.adapters.base import Adapter
+from aitre.adapters.bfl_flux import BflAdapter
 from aitre.adapters.openai_compat import OpenAICompatAdapter
+from aitre.adapters.simulator import SimulatorAdapter
 
 
-def build_registry(simulator_base: str) -> dict[str, PassThroughAdapter]:
+def build_registry() -> dict[str, Adapter]:
     return {
         "openai": OpenAICompatAdapter(),
-        # The built-in simulator is an OpenAI-compatible upstream mounted on this very server.
-        "simulator": OpenAICompatAdapter(base_override=simulator_base),
+        "bfl": BflAdapter(),
+        "simulator": SimulatorAdapter(),
     }

@@ -8,6 +8,7 @@ from starlette.types import ASGIApp
 
 from aitre.api.common import app_state, authenticate, client_ip, read_json_object, request_id, require_model
 from aitre.errors import bad_request
+from aitre.facades.image_chat import image_chat, is_image_chat
 from aitre.relay.job import RelayJob
 from aitre.relay.pipeline import relay
 
@@ -30,4 +31,6 @@ async def chat_completions(request: Request) -> Response | ASGIApp:
         stream=body.get("stream") is True,
         client_ip=client_ip(request),
     )
+    if is_image_chat(state, model):
+        return await image_chat(state, job)
     return await relay(state, job)

@@ -7,10 +7,12 @@ from typing import Any, cast
 
 import orjson
 from starlette.requests import Request
+from starlette.types import Message
 
 from aitre.accounts.auth import Caller
 from aitre.accounts.keys import parse_bearer
 from aitre.errors import ApiError, bad_request, invalid_api_key
+from aitre.relay.job import FormField, RelayJob, UploadedFile
 from aitre.state import AppState
 
 
@@ -87,3 +89,77 @@ def require_model(body: dict[str, Any]) -> str:
             "You must provide a model parameter.", param="model", code="missing_required_parameter"
         )
     return model
+
+
+def new_job(
+    request: Request, caller: Caller, endpoint: str, path: str, body: dict[str, Any], model: str, **extra: Any
+) -> RelayJob:
+    return RelayJob(
+        request_id=request_id(request),
+        caller=caller,
+        endpoint=endpoint,
+        path=path,
+        model=model,
+        body=body,
+        client_ip=client_ip(request),
+        **extra,
+    )
+
+
+def require_str(body: dict[str, Any], name: str, max_len: int | None = None) -> str:
+    value = body.get(name)
+    if not isinstance(value, str) or not value.strip():
+        raise bad_request(f"`{name}` is required and must be a non-empty string.", param=name)
+    if max_len is not None and len(value) > max_len:
+        raise bad_request(f"`{name}` is longer than {max_len} characters.", param=name)
+    return value
+
+
+async def read_form(request: Request, limit: int) -> list[FormField]:
+    """A multipart body, size-bounded before parsing, as ordered (name, text | file) pairs."""
+    ctype = request.headers.get("content-type", "")
+    if not ctype.startswith("multipart/form-data"):
+        raise bad_request("This endpoint takes multipart/form-data.")
+    raw = await read_body(request, limit)
+    sent = False
+
+    async def replay() -> Message:
+        nonlocal sent
+        if sent:
+            return {"type": "http.disconnect"}
+        sent = True
+        return {"type": "http.request", "body": raw, "more_body": False}
+
+    try:
+        form = await Request(request.scope, replay).form(max_files=16, max_fields=64)
+    except Exception as exc:  # python-multipart raises several types for malformed bodies
+        raise bad_request(f"Malformed multipart body: {exc}") from None
+    fields: list[FormField] = []
+    try:
+        for name, value in form.multi_items():
+            if isinstance(value, str):
+                fields.append((name, value))
+            else:
+                data = await value.read()
+                fields.append(
+                    (
+                        name,
+                        UploadedFile(
+                            value.filename or name, value.content_type or "application/octet-stream", data
+                        ),
+                    )
+                )
+    finally:
+        await form.close()
+    return fields
+
+
+def form_value(fields: list[FormField], name: str) -> str | None:
+    for key, value in fields:
+        if key == name and isinstance(value, str):
+            return value
+    return None
+
+
+def form_files(fields: list[FormField], *names: str) -> list[UploadedFile]:
+    return [v for k, v in fields if k in names and isinstance(v, UploadedFile)]

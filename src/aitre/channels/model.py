@@ -6,7 +6,7 @@ from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlsplit
 
-CHANNEL_TYPES = ("openai", "simulator")
+CHANNEL_TYPES = ("openai", "bfl", "simulator")
 
 
 @dataclass(slots=True)
@@ -32,6 +32,16 @@ class ChannelInfo:
     def api_base(self) -> str:
         """The OpenAI-style base (`.../v1`): a bare host gets `/v1` appended."""
         base = self.base_url.rstrip("/")
-        if urlsplit(base).path in ("", "/"):
+        if self.type == "simulator" or urlsplit(base).path in ("", "/"):
             base += "/v1"
         return base
+
+    def root_url(self) -> str:
+        """The upstream's root, for protocols whose paths carry their own `/v1` (BFL)."""
+        base = self.base_url.rstrip("/")
+        return base[: -len("/v1")] if base.endswith("/v1") else base
+
+    def same_origin(self, url: str) -> bool:
+        """Whether `url` is on this channel's host: only then may the channel's key go with it."""
+        a, b = urlsplit(self.base_url), urlsplit(url)
+        return (a.scheme, a.netloc) == (b.scheme, b.netloc)

@@ -7,6 +7,7 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from aitre.adapters.bfl_flux import BFL_MODELS, DEFAULT_FLUX_MAPPING
 from aitre.channels.model import CHANNEL_TYPES, ChannelInfo
 from aitre.secrets import SecretBox
 from aitre.simulator import catalog as sim_catalog
@@ -84,19 +85,24 @@ async def list_channels(session: AsyncSession) -> list[Channel]:
     return list(await session.scalars(select(Channel).order_by(Channel.id)))
 
 
-def to_info(row: Channel, box: SecretBox) -> ChannelInfo:
-    models = row.models or []
-    if row.type == "simulator" and (row.config or {}).get("auto_models"):
-        # The bootstrap channel follows the simulator's own model list across upgrades.
-        models = sim_catalog.all_models()
+def to_info(row: Channel, box: SecretBox, simulator_base: str = "") -> ChannelInfo:
+    models = list(row.models or [])
+    mapping = dict(row.model_mapping or {})
+    base_url = row.base_url
+    if row.type == "simulator":
+        base_url = base_url or simulator_base
+        if (row.config or {}).get("auto_models"):
+            # The bootstrap channel follows the simulator's own model list across upgrades.
+            models = [*sim_catalog.all_models(), *BFL_MODELS]
+            mapping = {**DEFAULT_FLUX_MAPPING, **mapping}
     return ChannelInfo(
         id=row.id,
         name=row.name,
         type=row.type,
-        base_url=row.base_url,
+        base_url=base_url,
         secret=box.decrypt(row.secret_enc),
         models=frozenset(models),
-        model_mapping=dict(row.model_mapping or {}),
+        model_mapping=mapping,
         priority=row.priority,
         weight=row.weight,
         enabled=row.enabled,

@@ -4,7 +4,7 @@ priority tier first, weighted random within a tier, never a channel already trie
 from __future__ import annotations
 
 import random
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 
 from aitre.channels.model import ChannelInfo
 
@@ -49,10 +49,15 @@ class ChannelRouter:
             return named or []
         return sorted([*(named or ()), *self._wildcard], key=lambda c: (-c.priority, c.id))
 
-    def pick(self, model: str, exclude: set[int] | None = None) -> ChannelInfo | None:
+    def pick(
+        self,
+        model: str,
+        exclude: set[int] | None = None,
+        usable: Callable[[ChannelInfo], bool] | None = None,
+    ) -> ChannelInfo | None:
         pool = self.candidates(model)
-        if exclude:
-            pool = [c for c in pool if c.id not in exclude]
+        if exclude or usable:
+            pool = [c for c in pool if c.id not in (exclude or ()) and (usable is None or usable(c))]
         if not pool:
             return None
         top = pool[0].priority

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import typer
 
-from aitre.cli import channels, config, serve, tokens, users
+from aitre.cli import channels, config, prices, serve, tokens, users
 
 app = typer.Typer(
     name="aitre",
@@ -21,6 +21,7 @@ app.command("migrate", help="Apply database migrations and exit.")(serve.migrate
 app.add_typer(channels.app, name="channel", help="Upstream channels: add, list, enable, disable.")
 app.add_typer(tokens.app, name="token", help="API keys: create, list, revoke.")
 app.add_typer(users.app, name="user", help="Users: create, list.")
+app.add_typer(prices.app, name="price", help="Model prices in USD: set, list, delete.")
 app.add_typer(config.app, name="config", help="Settings: show the effective ones, print their reference.")
 
 

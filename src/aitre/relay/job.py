@@ -3,10 +3,30 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from aitre.accounts.auth import Caller
+from aitre.relay.usage import Usage
+
+if TYPE_CHECKING:
+    from aitre.billing.accountant import Charge
+    from aitre.channels.model import ChannelInfo
+    from aitre.state import AppState
+
+# Rewrites a successful JSON answer before it goes to the client (e.g. re-hosting image URLs).
+PostProcess = Callable[["AppState", "RelayJob", "ChannelInfo", Any], Awaitable[Any]]
+
+
+@dataclass(frozen=True, slots=True)
+class UploadedFile:
+    filename: str
+    content_type: str
+    data: bytes
+
+
+FormField = tuple[str, "str | UploadedFile"]
 
 
 @dataclass(slots=True)
@@ -27,6 +47,11 @@ class RelayJob:
     body: dict[str, Any]
     stream: bool = False
     client_ip: str = ""
+    form: list[FormField] | None = None  # multipart requests: fields and files, in order
+    binary_response: bool = False  # the answer is raw bytes (audio), streamed through as they come
+    postprocess: PostProcess | None = None
+    known_units: Usage = field(default_factory=Usage)  # measured before the call (audio seconds, chars)
+    charge: Charge | None = None  # the open reservation, from admission until `finish`
     started: float = field(default_factory=time.perf_counter)
     attempts: list[Attempt] = field(default_factory=list)
 

@@ -1,9 +1,12 @@
-"""Streaming an upstream SSE response to the client, as a plain ASGI app.
+"""Streaming an upstream response to the client, as a plain ASGI app.
 
-- Whole events only are forwarded (see `sse.EventSplitter`), as they arrive.
-- The first event is awaited before the client gets a status line, so a failure before the
+- Bytes are forwarded as they arrive: whole SSE events for event streams (see
+  `sse.EventSplitter`), raw chunks for binary answers (audio).
+- The first block is awaited before the client gets a status line, so a failure before the
   first byte can still go to another channel or become a proper HTTP error.
-- A failure after that ends the stream cleanly: an OpenAI error event, then `data: [DONE]`.
+- A failure after that ends an event stream cleanly (an OpenAI error event, then
+  `data: [DONE]`); a binary stream is aborted, so the client sees an incomplete body rather than
+  a short file it would take for whole.
 - A client that disconnects cancels the upstream read at once; the upstream connection is
   closed, not returned to the pool, so the upstream sees the hang-up too.
 """
@@ -14,6 +17,7 @@ import asyncio
 import contextlib
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from typing import Protocol
 
 import aiohttp
 import orjson
@@ -31,28 +35,54 @@ class StreamOutcome:
     client_gone: bool = False
 
 
-class UpstreamEvents:
-    """Reads an upstream SSE body and yields blocks of whole events, tapped for usage."""
+class BlockSource(Protocol):
+    eof: bool
+
+    async def next_block(self) -> bytes: ...
+
+    def complete(self) -> bool: ...
+
+    def ending(self, failure: str | None) -> bytes | None: ...
+
+    def close(self, reuse: bool) -> None: ...
+
+
+class _UpstreamReader:
+    def __init__(self, resp: aiohttp.ClientResponse, timeouts: Timeouts) -> None:
+        self.resp = resp
+        self._idle = timeouts.idle
+        self.eof = False
+
+    async def _read(self) -> bytes:
+        try:
+            async with asyncio.timeout(self._idle):
+                return await self.resp.content.readany()
+        except TimeoutError as exc:
+            raise UpstreamFailure("timeout", f"upstream stream stalled for {self._idle:g}s") from exc
+        except aiohttp.ClientPayloadError as exc:
+            raise UpstreamFailure("protocol", "upstream stream was cut short") from exc
+        except aiohttp.ClientError as exc:
+            raise UpstreamFailure("protocol", f"upstream stream failed: {exc}") from exc
+
+    def close(self, reuse: bool) -> None:
+        if reuse:
+            self.resp.release()
+        else:
+            self.resp.close()
+
+
+class UpstreamEvents(_UpstreamReader):
+    """An upstream SSE body as blocks of whole events, tapped for usage."""
 
     def __init__(self, resp: aiohttp.ClientResponse, tap: StreamTap, timeouts: Timeouts) -> None:
-        self.resp = resp
+        super().__init__(resp, timeouts)
         self.tap = tap
-        self._idle = timeouts.idle
         self._splitter = EventSplitter()
-        self.eof = False
 
     async def next_block(self) -> bytes:
         """The next forwardable bytes; b"" at end of stream. Raises UpstreamFailure."""
         while not self.eof:
-            try:
-                async with asyncio.timeout(self._idle):
-                    chunk = await self.resp.content.readany()
-            except TimeoutError as exc:
-                raise UpstreamFailure("timeout", f"upstream stream stalled for {self._idle:g}s") from exc
-            except aiohttp.ClientPayloadError as exc:
-                raise UpstreamFailure("protocol", "upstream stream was cut short") from exc
-            except aiohttp.ClientError as exc:
-                raise UpstreamFailure("protocol", f"upstream stream failed: {exc}") from exc
+            chunk = await self._read()
             if not chunk:
                 self.eof = True
                 return self.tap.process(self._tail())
@@ -66,37 +96,64 @@ class UpstreamEvents:
     def _tail(self) -> bytes:
         """A last event the upstream did not close with a blank line, if it is whole."""
         rest = self._splitter.pending.strip()
-        if not rest:
-            return b""
-        payloads = iter_data(rest)
+        payloads = iter_data(rest) if rest else []
         if not payloads:
             return b""
-        payload = payloads[-1]
-        if payload != b"[DONE]":
+        if payloads[-1] != b"[DONE]":
             try:
-                orjson.loads(payload)
+                orjson.loads(payloads[-1])
             except orjson.JSONDecodeError:
                 return b""  # cut inside a JSON object: drop it, the stream counts as truncated
         return rest + b"\n\n"
 
-    def close(self, reuse: bool) -> None:
-        if reuse:
-            self.resp.release()
-        else:
-            self.resp.close()
+    def complete(self) -> bool:
+        return self.tap.done or self.tap.finished
+
+    def ending(self, failure: str | None) -> bytes:
+        tail = b""
+        if failure is not None:
+            tail = ApiError(502, failure, type="upstream_error", code="upstream_stream_error").sse_event()
+        return tail + (b"" if self.tap.done else DONE)
+
+
+class UpstreamBytes(_UpstreamReader):
+    """An upstream binary body (audio), chunk by chunk."""
+
+    def __init__(self, resp: aiohttp.ClientResponse, timeouts: Timeouts) -> None:
+        super().__init__(resp, timeouts)
+        self.size = 0
+
+    async def next_block(self) -> bytes:
+        if self.eof:
+            return b""
+        chunk = await self._read()
+        if not chunk:
+            self.eof = True
+        self.size += len(chunk)
+        return chunk
+
+    def complete(self) -> bool:
+        return self.eof
+
+    def ending(self, failure: str | None) -> bytes | None:
+        return None if failure is not None else b""
+
+
+class _Aborted(Exception):
+    """Raised to make the server drop the connection mid-body."""
 
 
 class StreamResponse:
-    """ASGI response that pumps `UpstreamEvents` to the client and reports how it ended."""
+    """ASGI response that pumps a `BlockSource` to the client and reports how it ended."""
 
     def __init__(
         self,
-        events: UpstreamEvents,
+        source: BlockSource,
         first: bytes,
         headers: list[tuple[bytes, bytes]],
         on_close: Callable[[StreamOutcome], Awaitable[None]],
     ) -> None:
-        self._events = events
+        self._source = source
         self._first = first
         self._headers = headers
         self._on_close = on_close
@@ -108,6 +165,7 @@ class StreamResponse:
         assert task is not None
         watcher = asyncio.create_task(self._watch_disconnect(receive, task))
         outcome = StreamOutcome()
+        aborted = False
         try:
             await send({"type": "http.response.start", "status": 200, "headers": self._headers})
             await send({"type": "http.response.body", "body": self._first, "more_body": True})
@@ -119,32 +177,34 @@ class StreamResponse:
             outcome = StreamOutcome(status=499, error="client disconnected", client_gone=True)
         except OSError:  # the server reports a vanished client by failing the send
             outcome = StreamOutcome(status=499, error="client disconnected", client_gone=True)
+        except _Aborted as exc:
+            outcome = StreamOutcome(status=502, error=str(exc))
+            aborted = True
         finally:
             self._finished = True
             watcher.cancel()
-            self._events.close(reuse=outcome.status == 200 and self._events.eof)
+            self._source.close(reuse=outcome.status == 200 and self._source.eof)
             await self._on_close(outcome)
+        if aborted:
+            raise ConnectionAbortedError(outcome.error)
 
     async def _pump(self, send: Send) -> StreamOutcome:
-        events, tap = self._events, self._events.tap
+        source = self._source
         outcome = StreamOutcome()
         try:
             while True:
-                block = await events.next_block()
+                block = await source.next_block()
                 if block:
                     await send({"type": "http.response.body", "body": block, "more_body": True})
-                if events.eof:
+                if source.eof:
                     break
         except UpstreamFailure as failure:
             outcome = StreamOutcome(status=502, error=failure.message)
-        if outcome.status == 200 and not tap.done and not tap.finished:
+        if outcome.status == 200 and not source.complete():
             outcome = StreamOutcome(status=502, error="upstream ended the stream before it was complete")
-        tail = b""
-        if outcome.status != 200:
-            err = ApiError(502, outcome.error, type="upstream_error", code="upstream_stream_error")
-            tail = err.sse_event()
-        if not tap.done:
-            tail += DONE
+        tail = source.ending(outcome.error if outcome.status != 200 else None)
+        if tail is None:
+            raise _Aborted(outcome.error)
         await send({"type": "http.response.body", "body": tail, "more_body": False})
         return outcome
 

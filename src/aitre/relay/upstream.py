@@ -63,6 +63,11 @@ class Upstream:
             await self._session.close()
             self._session = None
 
+    async def download(
+        self, url: str, timeouts: Timeouts, limit: int, headers: dict[str, str] | None = None
+    ) -> bytes:
+        return await download(self, url, timeouts, limit, headers)
+
     async def send(self, req: UpstreamRequest, timeouts: Timeouts) -> aiohttp.ClientResponse:
         """Send and wait for the status line and headers; the body is read by the caller."""
         timeout = aiohttp.ClientTimeout(
@@ -87,6 +92,19 @@ class Upstream:
             raise UpstreamFailure("protocol", "upstream closed the connection without answering") from exc
         except aiohttp.ClientError as exc:
             raise UpstreamFailure("protocol", f"upstream request failed: {exc}") from exc
+
+
+async def download(
+    upstream: Upstream, url: str, timeouts: Timeouts, limit: int, headers: dict[str, str] | None = None
+) -> bytes:
+    """GET a file an upstream pointed us to (a generated image). Raises UpstreamFailure."""
+    resp = await upstream.send(UpstreamRequest("GET", url, dict(headers or {})), timeouts)
+    try:
+        if resp.status != 200:
+            raise UpstreamFailure("protocol", f"downloading {url} failed with HTTP {resp.status}")
+        return await read_body(resp, timeouts, limit)
+    finally:
+        resp.release()
 
 
 async def read_body(resp: aiohttp.ClientResponse, timeouts: Timeouts, limit: int) -> bytes:

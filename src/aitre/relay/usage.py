@@ -12,10 +12,27 @@ from aitre.tokenizer import Tokenizer
 
 @dataclass(slots=True)
 class Usage:
+    """What a request consumed, in every unit a price can be set in."""
+
     prompt_tokens: int = 0
     completion_tokens: int = 0
     cached_tokens: int = 0
+    images: int = 0
+    seconds: float = 0.0  # audio in (transcription) or media out (video)
+    characters: int = 0  # text in (speech)
     estimated: bool = False
+
+    def merged(self, other: Usage) -> Usage:
+        """Token counts from `other` (the upstream's report), other units from whichever has them."""
+        return Usage(
+            prompt_tokens=other.prompt_tokens or self.prompt_tokens,
+            completion_tokens=other.completion_tokens or self.completion_tokens,
+            cached_tokens=other.cached_tokens or self.cached_tokens,
+            images=other.images or self.images,
+            seconds=other.seconds or self.seconds,
+            characters=other.characters or self.characters,
+            estimated=other.estimated,
+        )
 
     @property
     def total_tokens(self) -> int:

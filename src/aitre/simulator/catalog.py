@@ -11,7 +11,51 @@ CHAT_MODELS = (
     "gpt-3.5-turbo",
     "o4-mini",
 )
+# Chat models whose answer is an image (markdown + OpenRouter-style `message.images`).
+CHAT_IMAGE_MODELS = ("gemini-2.5-flash-image-preview", "gemini-2.5-flash-image", "gpt-4o-image", "gpt-4o-all")
+COMPLETION_MODELS = ("gpt-3.5-turbo-instruct", "davinci-002", "babbage-002")
+# Native dimensions of each embedding model.
+EMBEDDING_MODELS = {
+    "text-embedding-3-small": 1536,
+    "text-embedding-3-large": 3072,
+    "text-embedding-ada-002": 1536,
+}
+# Models that take `dimensions` (OpenAI: only the text-embedding-3 family).
+SHORTENABLE_EMBEDDINGS = ("text-embedding-3-small", "text-embedding-3-large")
+# GPT image models, and the image-by-chat models that also answer the images API like them.
+GPT_IMAGE_MODELS = ("gpt-image-1", "gpt-image-1-mini", "gpt-4o-image", "gpt-4o-all")
+IMAGE_MODELS = (*GPT_IMAGE_MODELS, "dall-e-3", "dall-e-2")
+IMAGE_EDIT_MODELS = (*GPT_IMAGE_MODELS, "dall-e-2")
+SPEECH_MODELS = ("tts-1", "tts-1-hd", "gpt-4o-mini-tts", "tts")
+# Speech models that can stream server-sent events (`stream_format: "sse"`).
+SSE_SPEECH_MODELS = ("gpt-4o-mini-tts",)
+TRANSCRIPTION_MODELS = ("whisper-1", "gpt-4o-transcribe", "gpt-4o-mini-transcribe")
+TRANSLATION_MODELS = ("whisper-1",)
+# Black Forest Labs models, served over BFL's own API (`POST /v1/<model>`), not OpenAI's.
+BFL_MODELS = (
+    "flux-dev",
+    "flux-pro",
+    "flux-pro-1.1",
+    "flux-pro-1.1-ultra",
+    "flux-kontext-pro",
+    "flux-kontext-max",
+    "flux-2-pro",
+    "flux-2-max",
+    "flux-2-flex",
+    "flux-schnell",
+)
 
 
 def all_models() -> list[str]:
-    return list(CHAT_MODELS)
+    """Every model served through OpenAI-format routes (the gateway's simulator channel routes
+    exactly these), each once."""
+    groups = (
+        CHAT_MODELS,
+        CHAT_IMAGE_MODELS,
+        COMPLETION_MODELS,
+        tuple(EMBEDDING_MODELS),
+        IMAGE_MODELS,
+        SPEECH_MODELS,
+        TRANSCRIPTION_MODELS,
+    )
+    return list(dict.fromkeys(m for group in groups for m in group))

@@ -9,7 +9,18 @@ from __future__ import annotations
 import time
 from typing import Any
 
-from sqlalchemy import JSON, BigInteger, Boolean, Float, ForeignKey, Index, Integer, String, Text
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Boolean,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    String,
+    Text,
+    UniqueConstraint,
+)
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 
@@ -30,13 +41,27 @@ class Meta(Base):
 
 
 class User(Base):
+    """`quota` is the balance in integer units; it always equals the sum of the user's ledger."""
+
     __tablename__ = "users"
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
     username: Mapped[str] = mapped_column(String(64), unique=True)
     role: Mapped[str] = mapped_column(String(16), default="user")
     group_name: Mapped[str] = mapped_column(String(64), default="default")
     enabled: Mapped[bool] = mapped_column(Boolean, default=True)
+    quota: Mapped[int] = mapped_column(BigInteger, default=0)
+    used_quota: Mapped[int] = mapped_column(BigInteger, default=0)
+    request_count: Mapped[int] = mapped_column(BigInteger, default=0)
     created_at: Mapped[int] = mapped_column(BigInteger, default=now_ms)
+
+
+class Group(Base):
+    """A pricing group: every price is multiplied by `multiplier` (a decimal string)."""
+
+    __tablename__ = "groups"
+    name: Mapped[str] = mapped_column(String(64), primary_key=True)
+    multiplier: Mapped[str] = mapped_column(String(32), default="1")
+    description: Mapped[str] = mapped_column(Text, default="")
 
 
 class Token(Base):
@@ -51,6 +76,15 @@ class Token(Base):
     enabled: Mapped[bool] = mapped_column(Boolean, default=True)
     created_at: Mapped[int] = mapped_column(BigInteger, default=now_ms)
     revoked_at: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
+    expires_at: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
+    unlimited: Mapped[bool] = mapped_column(Boolean, default=True)
+    remain_quota: Mapped[int] = mapped_column(BigInteger, default=0)
+    used_quota: Mapped[int] = mapped_column(BigInteger, default=0)
+    allowed_models: Mapped[list[str] | None] = mapped_column(JSON, nullable=True)
+    allowed_ips: Mapped[list[str] | None] = mapped_column(JSON, nullable=True)
+    rpm: Mapped[int] = mapped_column(Integer, default=0)
+    tpm: Mapped[int] = mapped_column(Integer, default=0)
+    model_mapping: Mapped[dict[str, str]] = mapped_column(JSON, default=dict)
 
 
 class Channel(Base):
@@ -94,9 +128,64 @@ class UsageLog(Base):
     latency_ms: Mapped[float] = mapped_column(Float, default=0.0)
     ttfb_ms: Mapped[float] = mapped_column(Float, default=0.0)
     client_ip: Mapped[str] = mapped_column(String(64), default="")
+    quota: Mapped[int] = mapped_column(BigInteger, default=0)
+    attempts: Mapped[list[dict[str, Any]]] = mapped_column(JSON, default=list)
 
     __table_args__ = (
         Index("ix_usage_logs_created_at", "created_at"),
         Index("ix_usage_logs_user_created", "user_id", "created_at"),
         Index("ix_usage_logs_request_id", "request_id"),
     )
+
+
+class Price(Base):
+    """Per-model prices in USD, as decimal strings (exact; converted to units when charging).
+
+    `image_prices` maps `"<size>/<quality>"` or `"<size>"` to a per-image price.
+    """
+
+    __tablename__ = "prices"
+    model: Mapped[str] = mapped_column(String(128), primary_key=True)
+    input_per_1m: Mapped[str] = mapped_column(String(32), default="0")
+    output_per_1m: Mapped[str] = mapped_column(String(32), default="0")
+    cached_input_per_1m: Mapped[str] = mapped_column(String(32), default="")
+    per_call: Mapped[str] = mapped_column(String(32), default="0")
+    per_image: Mapped[str] = mapped_column(String(32), default="0")
+    image_prices: Mapped[dict[str, str]] = mapped_column(JSON, default=dict)
+    per_second: Mapped[str] = mapped_column(String(32), default="0")
+    per_1m_chars: Mapped[str] = mapped_column(String(32), default="0")
+    updated_at: Mapped[int] = mapped_column(BigInteger, default=now_ms)
+
+
+class LedgerEntry(Base):
+    """Every change to a balance. `hold_id` ties the entries of one request (or task) together:
+    a `reserve` (negative), then exactly one `settle` (the difference) or `refund` (all back).
+    Balances are derived state: users.quota == SUM(amount) per user, always."""
+
+    __tablename__ = "ledger"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    created_at: Mapped[int] = mapped_column(BigInteger, default=now_ms)
+    user_id: Mapped[int] = mapped_column(Integer, index=True)
+    token_id: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    hold_id: Mapped[str] = mapped_column(String(64))
+    kind: Mapped[str] = mapped_column(String(16))
+    amount: Mapped[int] = mapped_column(BigInteger)
+    token_amount: Mapped[int] = mapped_column(BigInteger, default=0)
+    note: Mapped[str] = mapped_column(Text, default="")
+
+    __table_args__ = (UniqueConstraint("hold_id", "kind", name="uq_ledger_hold_kind"),)
+
+
+class RedeemCode(Base):
+    """A single-use code that adds quota. Stored hashed, like keys."""
+
+    __tablename__ = "redeem_codes"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    code_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    code_hint: Mapped[str] = mapped_column(String(32), default="")
+    name: Mapped[str] = mapped_column(String(128), default="")
+    quota: Mapped[int] = mapped_column(BigInteger)
+    created_at: Mapped[int] = mapped_column(BigInteger, default=now_ms)
+    expires_at: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
+    used_by: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    used_at: Mapped[int | None] = mapped_column(BigInteger, nullable=True)

@@ -1,0 +1,1 @@
+"""Chat-format wrappers around non-chat work (image by chat, video by chat, watermark removal)."""

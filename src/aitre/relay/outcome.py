@@ -1,0 +1,76 @@
+"""The end of a relayed request: one place that records what happened (usage log now; the
+ledger's settle or refund joins it)."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import TYPE_CHECKING, Any
+
+from aitre.relay.job import Attempt, RelayJob
+from aitre.relay.usage import Usage, count_prompt
+
+if TYPE_CHECKING:
+    from aitre.channels.model import ChannelInfo
+    from aitre.state import AppState
+
+
+def note_attempt(
+    job: RelayJob, channel: ChannelInfo, status: int, latency_ms: float, error: str = ""
+) -> None:
+    job.attempts.append(Attempt(channel.id, status, latency_ms, error))
+
+
+def finish(
+    state: AppState,
+    job: RelayJob,
+    channel: ChannelInfo | None,
+    status: int,
+    error: str = "",
+    usage: Usage | None = None,
+    ttfb_ms: float = 0.0,
+) -> None:
+    usage = usage or job.known_units
+    charged = state.accountant.close(job, status, usage)
+    row: dict[str, Any] = {
+        "request_id": job.request_id,
+        "user_id": job.caller.user_id,
+        "token_id": job.caller.token_id,
+        "channel_id": channel.id if channel else None,
+        "endpoint": job.endpoint,
+        "model": job.model,
+        "upstream_model": channel.upstream_model(job.model) if channel else "",
+        "stream": job.stream,
+        "prompt_tokens": usage.prompt_tokens,
+        "completion_tokens": usage.completion_tokens,
+        "usage_estimated": usage.estimated,
+        "status_code": status,
+        "error": error[:2000],
+        "latency_ms": job.elapsed_ms(),
+        "ttfb_ms": ttfb_ms,
+        "client_ip": job.client_ip,
+        "quota": charged,
+        "attempts": [
+            {
+                "channel_id": a.channel_id,
+                "status": a.status,
+                "ms": round(a.latency_ms, 1),
+                "error": a.error[:300],
+            }
+            for a in job.attempts
+        ],
+    }
+    state.recorder.record(**row)
+
+
+async def count_usage(state: AppState, job: RelayJob, completion_text: str) -> Usage:
+    """Tokens the upstream did not report, counted with tiktoken off the event loop."""
+
+    def count() -> Usage:
+        return Usage(
+            prompt_tokens=count_prompt(state.tokenizer, job.body, job.model),
+            completion_tokens=state.tokenizer.count(completion_text, job.model),
+            estimated=True,
+        )
+
+    counted = await asyncio.to_thread(count)
+    return job.known_units.merged(counted)

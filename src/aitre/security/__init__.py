@@ -1,0 +1,1 @@
+"""Guards for what the gateway does on a client's behalf."""
