@@ -62,10 +62,14 @@ async def test_upgrade_from_0001_keeps_existing_rows(tmp_path: Path) -> None:
         async with engine.begin() as conn:
             await conn.run_sync(to("0001"))
             await conn.execute(
-                text("INSERT INTO users (username, role, group_name, enabled, created_at) VALUES ('old', 'user', 'default', 1, 1)")
+                text(
+                    "INSERT INTO users (username, role, group_name, enabled, created_at) VALUES ('old', 'user', 'default', 1, 1)"
+                )
             )
             await conn.execute(
-                text("INSERT INTO tokens (user_id, name, key_hash, key_hint, enabled, created_at) VALUES (1, 'k', 'h', 'x', 1, 1)")
+                text(
+                    "INSERT INTO tokens (user_id, name, key_hash, key_hint, enabled, created_at) VALUES (1, 'k', 'h', 'x', 1, 1)"
+                )
             )
         async with engine.begin() as conn:
             await conn.run_sync(to("head"))
