@@ -209,8 +209,12 @@ def _own_cpu_seconds(servers: list[Server]) -> float:
     # This process, the children it has reaped (wrk, the probe) and the live servers.
     me = resource.getrusage(resource.RUSAGE_SELF)
     kids = resource.getrusage(resource.RUSAGE_CHILDREN)
-    return me.ru_utime + me.ru_stime + kids.ru_utime + kids.ru_stime + sum(
-        _tree_cpu_seconds(s.pid) for s in servers
+    return (
+        me.ru_utime
+        + me.ru_stime
+        + kids.ru_utime
+        + kids.ru_stime
+        + sum(_tree_cpu_seconds(s.pid) for s in servers)
     )
 
 

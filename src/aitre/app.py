@@ -153,11 +153,11 @@ async def _start_state(settings: Settings) -> AppState:
     catalog = Catalog(sessions, box, settings.cache_refresh_seconds, settings.internal_url() + "/sim")
     await catalog.reload()
     catalog.start()
-    recorder = UsageRecorder(sessions, settings.log_flush_seconds, settings.log_batch_size)
+    journal = settings.data_dir / "journal"
+    recorder = UsageRecorder(sessions, journal / "usage", settings.log_flush_seconds, settings.log_batch_size)
+    await recorder.recover()
     recorder.start()
-    bank = LocalBank(
-        sessions, settings.data_dir / "journal", settings.ledger_flush_seconds, settings.ledger_fsync
-    )
+    bank = LocalBank(sessions, journal / "ledger", settings.ledger_flush_seconds, settings.ledger_fsync)
     await bank.recover()
     bank.start()
     catalog.on_change.append(bank.reload)

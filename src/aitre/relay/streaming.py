@@ -139,10 +139,6 @@ class UpstreamBytes(_UpstreamReader):
         return None if failure is not None else b""
 
 
-class _Aborted(Exception):
-    """Raised to make the server drop the connection mid-body."""
-
-
 class StreamResponse:
     """ASGI response that pumps a `BlockSource` to the client and reports how it ended."""
 
@@ -159,13 +155,13 @@ class StreamResponse:
         self._on_close = on_close
         self._finished = False
         self._client_gone = False
+        self._closed = False
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         task = asyncio.current_task()
         assert task is not None
         watcher = asyncio.create_task(self._watch_disconnect(receive, task))
         outcome = StreamOutcome()
-        aborted = False
         try:
             await send({"type": "http.response.start", "status": 200, "headers": self._headers})
             await send({"type": "http.response.body", "body": self._first, "more_body": True})
@@ -177,16 +173,16 @@ class StreamResponse:
             outcome = StreamOutcome(status=499, error="client disconnected", client_gone=True)
         except OSError:  # the server reports a vanished client by failing the send
             outcome = StreamOutcome(status=499, error="client disconnected", client_gone=True)
-        except _Aborted as exc:
-            outcome = StreamOutcome(status=502, error=str(exc))
-            aborted = True
         finally:
             self._finished = True
             watcher.cancel()
             self._source.close(reuse=outcome.status == 200 and self._source.eof)
+            await self._close_once(outcome)
+
+    async def _close_once(self, outcome: StreamOutcome) -> None:
+        if not self._closed:
+            self._closed = True
             await self._on_close(outcome)
-        if aborted:
-            raise ConnectionAbortedError(outcome.error)
 
     async def _pump(self, send: Send) -> StreamOutcome:
         source = self._source
@@ -202,9 +198,14 @@ class StreamResponse:
             outcome = StreamOutcome(status=502, error=failure.message)
         if outcome.status == 200 and not source.complete():
             outcome = StreamOutcome(status=502, error="upstream ended the stream before it was complete")
+        # Settle (and journal) before the last byte: a client that got the whole answer has paid
+        # for it even if the process dies the next instant.
+        await self._close_once(outcome)
         tail = source.ending(outcome.error if outcome.status != 200 else None)
         if tail is None:
-            raise _Aborted(outcome.error)
+            # Binary body cut short: return without finishing the response, so the server drops
+            # the connection and the client sees a truncated body, not a short file.
+            return outcome
         await send({"type": "http.response.body", "body": tail, "more_body": False})
         return outcome
 

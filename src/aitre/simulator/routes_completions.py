@@ -96,6 +96,14 @@ def usage_for(tokenizer: Tokenizer, prompts: list[Prompt], choices: list[Choice]
     return {"prompt_tokens": prompt, "completion_tokens": completion, "total_tokens": prompt + completion}
 
 
+def _generate(
+    prompts: list[Prompt], model: str, n: int, max_tokens: int, echo: bool, tokenizer: Tokenizer | None
+) -> tuple[list[Choice], dict[str, Any] | None]:
+    """Choices and usage together, off the event loop: many prompts times `n` is real work."""
+    choices = make_choices(prompts, model, n, max_tokens, echo)
+    return choices, usage_for(tokenizer, prompts, choices) if tokenizer is not None else None
+
+
 def _base(body: dict[str, Any], model: str) -> dict[str, Any]:
     return {
         "id": "cmpl-sim" + hashlib.sha256(repr(sorted(body.items())).encode()).hexdigest()[:20],
@@ -151,9 +159,9 @@ async def completions(request: Request) -> Response:
     if isinstance(started, Response):
         return started
     ev, fault = started
-    choices = make_choices(prompts, model, n, max_tokens, body.get("echo") is True)
-    tokenizer = sim(request).tokenizer
-    usage = None if fault.no_usage else await asyncio.to_thread(usage_for, tokenizer, prompts, choices)
+    echo = body.get("echo") is True
+    tokenizer = None if fault.no_usage else sim(request).tokenizer
+    choices, usage = await asyncio.to_thread(_generate, prompts, model, n, max_tokens, echo, tokenizer)
     base = _base(body, model)
     if stream:
         include = bool((body.get("stream_options") or {}).get("include_usage"))

@@ -1,0 +1,291 @@
+"""The results: one table, the ratios the issue asks for, PASS/FAIL per target, and JSON."""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from rich.console import Console
+from rich.table import Table
+
+from bench.load import Cell
+
+MODES = ("non-stream", "stream")
+MB = 1024 * 1024
+
+# The targets from the issue.
+MIN_VS_LITELLM = 3.0
+MIN_VS_LEAN = 0.8
+MAX_ADDED_P50_MS = 1.0
+MAX_TTFB_OVERHEAD_MS = 2.0
+MAX_RSS_MB = 150.0
+
+
+@dataclass
+class TargetResult:
+    name: str
+    label: str
+    status: str = "pending"  # ok | missing | failed
+    reason: str = ""
+    cores: str = ""
+    rss_bytes: int | None = None
+    versions: dict[str, str] = field(default_factory=dict)
+    cells: list[Cell] = field(default_factory=list)
+
+    def cell(self, mode: str, concurrency: int) -> Cell | None:
+        for c in self.cells:
+            if c.mode == mode and c.concurrency == concurrency and c.wrk is not None:
+                return c
+        return None
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "label": self.label,
+            "status": self.status,
+            "reason": self.reason,
+            "cores": self.cores,
+            "rss_bytes": self.rss_bytes,
+            "rss_mb": round(self.rss_bytes / MB, 1) if self.rss_bytes is not None else None,
+            "versions": self.versions,
+            "cells": [c.to_json() for c in self.cells],
+        }
+
+
+@dataclass
+class Check:
+    name: str
+    target: str  # the threshold, as text
+    value: str  # what was measured, as text
+    passed: bool | None  # None: could not be evaluated (a peer is missing)
+
+    @property
+    def verdict(self) -> str:
+        return "N/A" if self.passed is None else ("PASS" if self.passed else "FAIL")
+
+
+def _fmt(value: float | None, digits: int = 2) -> str:
+    return "-" if value is None else f"{value:.{digits}f}"
+
+
+def _ttfb(cell: Cell | None, key: str) -> float | None:
+    if cell is None or cell.probe is None:
+        return None
+    value = cell.probe["ttfb_ms"].get(key)
+    return None if value is None else float(value)
+
+
+def _by_name(results: list[TargetResult]) -> dict[str, TargetResult]:
+    return {r.name: r for r in results}
+
+
+def _cell(by: dict[str, TargetResult], name: str, mode: str, concurrency: int) -> Cell | None:
+    t = by.get(name)
+    return t.cell(mode, concurrency) if t is not None else None
+
+
+def _rps(cell: Cell | None) -> float | None:
+    return cell.wrk.rps if cell is not None and cell.wrk is not None else None
+
+
+def _p50(cell: Cell | None) -> float | None:
+    return cell.wrk.p50_ms if cell is not None and cell.wrk is not None else None
+
+
+def ratios(results: list[TargetResult], concurrencies: list[int]) -> dict[str, Any]:
+    """aitre's throughput over LiteLLM's and lean Python's, per mode and concurrency; aitre's
+    added latency and stream TTFB over direct. None where a side is missing."""
+    by = _by_name(results)
+    out: dict[str, Any] = {}
+    for peer in ("litellm", "lean"):
+        for mode in MODES:
+            for c in concurrencies:
+                a, p = _rps(_cell(by, "aitre", mode, c)), _rps(_cell(by, peer, mode, c))
+                out[f"aitre/{peer} rps {mode} c={c}"] = a / p if a is not None and p else None
+    for mode in MODES:
+        for c in concurrencies:
+            a, d = _p50(_cell(by, "aitre", mode, c)), _p50(_cell(by, "direct", mode, c))
+            out[f"aitre added p50 ms {mode} c={c}"] = a - d if a is not None and d is not None else None
+    for c in concurrencies:
+        for key in ("p50", "p99"):
+            a = _ttfb(_cell(by, "aitre", "stream", c), key)
+            d = _ttfb(_cell(by, "direct", "stream", c), key)
+            out[f"aitre TTFB overhead {key} ms c={c}"] = a - d if a is not None and d is not None else None
+    # The latency targets are set at c=8 (the lowest concurrency, if 8 was not run).
+    out["_low_concurrency"] = 8 if 8 in concurrencies else min(concurrencies)
+    return out
+
+
+def checks(results: list[TargetResult], concurrencies: list[int], r: dict[str, Any]) -> list[Check]:
+    by = _by_name(results)
+    aitre = by.get("aitre")
+    low = r["_low_concurrency"]
+    out: list[Check] = []
+    for peer, floor, label in (("litellm", MIN_VS_LITELLM, "LiteLLM"), ("lean", MIN_VS_LEAN, "lean Python")):
+        for mode in MODES:
+            for c in concurrencies:
+                v = r[f"aitre/{peer} rps {mode} c={c}"]
+                out.append(
+                    Check(
+                        f"throughput vs {label}, {mode}, c={c}",
+                        f">= {floor:g}x",
+                        "missing" if v is None else f"{v:.2f}x",
+                        None if v is None else v >= floor,
+                    )
+                )
+    for mode in MODES:
+        v = r[f"aitre added p50 ms {mode} c={low}"]
+        out.append(
+            Check(
+                f"added p50 latency over direct, {mode}, c={low}",
+                f"<= {MAX_ADDED_P50_MS:g} ms",
+                "missing" if v is None else f"{v:.2f} ms",
+                None if v is None else v <= MAX_ADDED_P50_MS,
+            )
+        )
+    v = r[f"aitre TTFB overhead p50 ms c={low}"]
+    out.append(
+        Check(
+            f"stream TTFB overhead over direct (p50), c={low}",
+            f"<= {MAX_TTFB_OVERHEAD_MS:g} ms",
+            "missing" if v is None else f"{v:.2f} ms",
+            None if v is None else v <= MAX_TTFB_OVERHEAD_MS,
+        )
+    )
+    for name in ("aitre", "aitre-w2"):
+        t = by.get(name)
+        measured = t is not None and t.status == "ok"
+        errors = sum(c.errors for c in t.cells) if t is not None else 0
+        out.append(
+            Check(
+                f"no errors ({name})",
+                "0",
+                str(errors) if measured else "missing",
+                (errors == 0) if measured else None,
+            )
+        )
+    rss = aitre.rss_bytes if aitre is not None and aitre.status == "ok" else None
+    out.append(
+        Check(
+            "aitre RSS after the run (1 worker)",
+            f"<= {MAX_RSS_MB:g} MB",
+            "missing" if rss is None else f"{rss / MB:.1f} MB",
+            None if rss is None else rss / MB <= MAX_RSS_MB,
+        )
+    )
+    return out
+
+
+def results_table(results: list[TargetResult]) -> Table:
+    t = Table(title="aitre benchmark (server under test on core 0; upstream, wrk and probe on core 1)")
+    for col, justify in (
+        ("target", "left"),
+        ("mode", "left"),
+        ("c", "right"),
+        ("req/s", "right"),
+        ("p50 ms", "right"),
+        ("p99 ms", "right"),
+        ("TTFB p50", "right"),
+        ("TTFB p99", "right"),
+        ("errors", "right"),
+        ("RSS MB", "right"),
+        ("other CPU %", "right"),
+    ):
+        t.add_column(col, justify=justify)  # type: ignore[arg-type]
+    for res in results:
+        if res.status != "ok" and not res.cells:
+            t.add_row(res.name, f"[red]{res.status.upper()}[/red]: {res.reason[:90]}", *[""] * 9)
+            t.add_section()
+            continue
+        for i, cell in enumerate(res.cells):
+            w = cell.wrk
+            rss = _fmt(res.rss_bytes / MB, 1) if res.rss_bytes is not None and i == 0 else ""
+            errs = cell.errors
+            t.add_row(
+                res.name if i == 0 else "",
+                cell.mode,
+                str(cell.concurrency),
+                _fmt(w.rps, 0) if w else "-",
+                _fmt(w.p50_ms) if w else "-",
+                _fmt(w.p99_ms) if w else "-",
+                _fmt(_ttfb(cell, "p50")),
+                _fmt(_ttfb(cell, "p99")),
+                f"[red]{errs}[/red]" if errs else "0",
+                rss,
+                _fmt(cell.foreign_cpu_pct, 0),
+            )
+        if res.status != "ok":
+            t.add_row("", f"[red]{res.status.upper()}[/red]: {res.reason[:90]}", *[""] * 9)
+        t.add_section()
+    return t
+
+
+def ratios_table(r: dict[str, Any]) -> Table:
+    t = Table(title="aitre against its peers")
+    t.add_column("measure")
+    t.add_column("value", justify="right")
+    for key, value in r.items():
+        if key.startswith("_"):
+            continue
+        if value is None:
+            shown = "missing"
+        elif "rps" in key:
+            shown = f"{value:.2f}x"
+        else:
+            shown = f"{value:+.2f} ms"
+        t.add_row(key, shown)
+    return t
+
+
+def checks_table(items: list[Check]) -> Table:
+    t = Table(title="targets")
+    for col in ("check", "target", "measured", "verdict"):
+        t.add_column(col)
+    colour = {"PASS": "green", "FAIL": "red", "N/A": "yellow"}
+    for c in items:
+        t.add_row(c.name, c.target, c.value, f"[{colour[c.verdict]}]{c.verdict}[/]")
+    return t
+
+
+def print_report(
+    console: Console, results: list[TargetResult], r: dict[str, Any], items: list[Check], notes: list[str]
+) -> None:
+    console.print(results_table(results))
+    console.print(
+        "TTFB: request written -> first body byte, from a paced probe (1 connection) running "
+        "alongside wrk; 'other CPU %': CPU used by processes outside the benchmark during the "
+        "cell, in % of both cores (high values mean a disturbed cell)."
+    )
+    console.print(ratios_table(r))
+    console.print(checks_table(items))
+    passed = sum(1 for c in items if c.passed)
+    console.print(f"{passed}/{len(items)} targets met")
+    for note in notes:
+        console.print(f"[yellow]note:[/yellow] {note}")
+
+
+def write_json(
+    out_dir: Path,
+    meta: dict[str, Any],
+    results: list[TargetResult],
+    r: dict[str, Any],
+    items: list[Check],
+) -> Path:
+    out_dir.mkdir(parents=True, exist_ok=True)
+    doc = {
+        "meta": meta,
+        "targets": [res.to_json() for res in results],
+        "ratios": {k: v for k, v in r.items() if not k.startswith("_")},
+        "checks": [
+            {"check": c.name, "target": c.target, "measured": c.value, "verdict": c.verdict} for c in items
+        ],
+    }
+    text = json.dumps(doc, indent=2)
+    stamp = time.strftime("%Y%m%d-%H%M%S", time.localtime(meta.get("started_at", time.time())))
+    path = out_dir / f"{stamp}.json"
+    path.write_text(text)
+    (out_dir / "latest.json").write_text(text)
+    return path

@@ -1,0 +1,39 @@
+"""Reading balances and the ledger of a gateway's database, for billing tests."""
+
+from __future__ import annotations
+
+from tests.support.processes import Gateway, wait_until
+
+
+def balance(gw: Gateway, username: str) -> int:
+    return int(gw.sql("SELECT quota FROM users WHERE username = ?", (username,))[0]["quota"])
+
+
+def ledger_sum(gw: Gateway, username: str) -> int:
+    row = gw.sql(
+        "SELECT COALESCE(SUM(l.amount), 0) AS s FROM ledger l JOIN users u ON u.id = l.user_id WHERE u.username = ?",
+        (username,),
+    )[0]
+    return int(row["s"])
+
+
+def entries(gw: Gateway, hold_id: str) -> dict[str, int]:
+    rows = gw.sql("SELECT kind, amount FROM ledger WHERE hold_id = ?", (hold_id,))
+    return {r["kind"]: int(r["amount"]) for r in rows}
+
+
+def wait_settled(gw: Gateway, hold_id: str, timeout: float = 10.0) -> dict[str, int]:
+    """The ledger entries of a request once it has ended (settled or refunded)."""
+    return dict(
+        wait_until(lambda: (e := entries(gw, hold_id)) and ("settle" in e or "refund" in e) and e, timeout)
+    )
+
+
+def consistent(gw: Gateway, username: str) -> bool:
+    """The invariant: the balance column equals the sum of the ledger."""
+    return balance(gw, username) == ledger_sum(gw, username)
+
+
+def new_user_key(gw: Gateway, username: str, quota: int) -> str:
+    gw.cli("user", "create", username, "--quota", str(quota))
+    return gw.cli("token", "create", "--user", username, "-q").stdout.strip()
