@@ -110,6 +110,8 @@ class Cell:
     wrk: WrkResult | None = None
     probe: dict[str, Any] | None = None  # TTFB probe result (streams only)
     foreign_cpu_pct: float | None = None  # CPU used by processes that are not part of the run
+    busy_before_pct: float | None = None  # machine busy % when the cell started (after waiting)
+    attempts: int = 1  # > 1: measured again because other jobs disturbed it
     problems: list[str] = field(default_factory=list)
 
     @property
@@ -132,8 +134,10 @@ def run_wrk(
     concurrency: int,
     duration: int,
     cores: str | None,
-    timeout_s: int = 5,
+    timeout_s: int = 10,
 ) -> WrkResult:
+    # A request slower than `timeout_s` counts as a (timeout) error. 10 s is a whole default cell:
+    # a slow server's multi-second latencies are reported as latency, not as errors.
     cmd = pinned(
         cores,
         [
@@ -177,17 +181,20 @@ def start_probe(
     duration: float,
     rate: float,
     cores: str | None,
+    stream: bool = True,
+    margin: float | None = None,
 ) -> subprocess.Popen[str]:
-    """The TTFB probe for a stream cell, started alongside wrk. It starts a little after wrk and
-    stops a little before it, so every probe request sees the full wrk load."""
-    margin = min(0.5, duration / 10)
+    """The TTFB probe. For a stream cell it runs alongside wrk, starting a little after it and
+    stopping a little before, so that every probe request sees the full wrk load."""
+    if margin is None:
+        margin = min(0.5, duration / 10)
     cmd = [
         sys.executable,
         "-m",
         "bench.probe",
         "--url",
         url,
-        "--stream",
+        *(["--stream"] if stream else []),
         f"--rate={rate}",
         f"--duration={duration - 2 * margin}",
         f"--delay={margin}",

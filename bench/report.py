@@ -34,12 +34,18 @@ class TargetResult:
     rss_bytes: int | None = None
     versions: dict[str, str] = field(default_factory=dict)
     cells: list[Cell] = field(default_factory=list)
+    # Unloaded latency: the probe alone, one connection, requests back to back (mode -> result).
+    idle: dict[str, dict[str, Any]] = field(default_factory=dict)
 
     def cell(self, mode: str, concurrency: int) -> Cell | None:
         for c in self.cells:
             if c.mode == mode and c.concurrency == concurrency and c.wrk is not None:
                 return c
         return None
+
+    def errors(self) -> int:
+        idle = sum(sum(p["errors"].values()) for p in self.idle.values())
+        return sum(c.errors for c in self.cells) + idle
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -51,6 +57,7 @@ class TargetResult:
             "rss_bytes": self.rss_bytes,
             "rss_mb": round(self.rss_bytes / MB, 1) if self.rss_bytes is not None else None,
             "versions": self.versions,
+            "idle": self.idle,
             "cells": [c.to_json() for c in self.cells],
         }
 
@@ -95,6 +102,13 @@ def _p50(cell: Cell | None) -> float | None:
     return cell.wrk.p50_ms if cell is not None and cell.wrk is not None else None
 
 
+def _idle(t: TargetResult | None, mode: str, metric: str, key: str = "p50") -> float | None:
+    if t is None or mode not in t.idle:
+        return None
+    value = t.idle[mode][metric].get(key)
+    return None if value is None else float(value)
+
+
 def ratios(results: list[TargetResult], concurrencies: list[int]) -> dict[str, Any]:
     """aitre's throughput over LiteLLM's and lean Python's, per mode and concurrency; aitre's
     added latency and stream TTFB over direct. None where a side is missing."""
@@ -114,6 +128,10 @@ def ratios(results: list[TargetResult], concurrencies: list[int]) -> dict[str, A
             a = _ttfb(_cell(by, "aitre", "stream", c), key)
             d = _ttfb(_cell(by, "direct", "stream", c), key)
             out[f"aitre TTFB overhead {key} ms c={c}"] = a - d if a is not None and d is not None else None
+    for mode, metric in (("non-stream", "total_ms"), ("stream", "ttfb_ms")):
+        a, d = _idle(by.get("aitre"), mode, metric), _idle(by.get("direct"), mode, metric)
+        what = "p50" if mode == "non-stream" else "TTFB p50"
+        out[f"aitre added {what} ms {mode} unloaded"] = a - d if a is not None and d is not None else None
     # The latency targets are set at c=8 (the lowest concurrency, if 8 was not run).
     out["_low_concurrency"] = 8 if 8 in concurrencies else min(concurrencies)
     return out
@@ -158,7 +176,7 @@ def checks(results: list[TargetResult], concurrencies: list[int], r: dict[str, A
     for name in ("aitre", "aitre-w2"):
         t = by.get(name)
         measured = t is not None and t.status == "ok"
-        errors = sum(c.errors for c in t.cells) if t is not None else 0
+        errors = t.errors() if t is not None else 0
         out.append(
             Check(
                 f"no errors ({name})",
@@ -223,6 +241,23 @@ def results_table(results: list[TargetResult]) -> Table:
     return t
 
 
+def idle_table(results: list[TargetResult]) -> Table:
+    t = Table(title="unloaded latency (probe alone: 1 connection, requests back to back), ms")
+    for col in ("target", "non-stream p50", "non-stream p99", "stream TTFB p50", "stream TTFB p99"):
+        t.add_column(col, justify="left" if col == "target" else "right")
+    for res in results:
+        if not res.idle:
+            continue
+        t.add_row(
+            res.name,
+            _fmt(_idle(res, "non-stream", "total_ms")),
+            _fmt(_idle(res, "non-stream", "total_ms", "p99")),
+            _fmt(_idle(res, "stream", "ttfb_ms")),
+            _fmt(_idle(res, "stream", "ttfb_ms", "p99")),
+        )
+    return t
+
+
 def ratios_table(r: dict[str, Any]) -> Table:
     t = Table(title="aitre against its peers")
     t.add_column("measure")
@@ -259,6 +294,7 @@ def print_report(
         "alongside wrk; 'other CPU %': CPU used by processes outside the benchmark during the "
         "cell, in % of both cores (high values mean a disturbed cell)."
     )
+    console.print(idle_table(results))
     console.print(ratios_table(r))
     console.print(checks_table(items))
     passed = sum(1 for c in items if c.passed)
@@ -273,7 +309,11 @@ def write_json(
     results: list[TargetResult],
     r: dict[str, Any],
     items: list[Check],
+    *,
+    latest: bool = True,
 ) -> Path:
+    """`<timestamp>.json`, and the same as latest.json unless `latest` is False (an interrupted
+    run must not replace the last complete one)."""
     out_dir.mkdir(parents=True, exist_ok=True)
     doc = {
         "meta": meta,
@@ -285,7 +325,8 @@ def write_json(
     }
     text = json.dumps(doc, indent=2)
     stamp = time.strftime("%Y%m%d-%H%M%S", time.localtime(meta.get("started_at", time.time())))
-    path = out_dir / f"{stamp}.json"
+    path = out_dir / (f"{stamp}.json" if latest else f"{stamp}-partial.json")
     path.write_text(text)
-    (out_dir / "latest.json").write_text(text)
+    if latest:
+        (out_dir / "latest.json").write_text(text)
     return path

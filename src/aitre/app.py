@@ -17,8 +17,10 @@ from starlette.routing import Route
 from aitre import __version__
 from aitre.adapters.registry import build_registry
 from aitre.api import audio, chat, completions, embeddings, health, images, media, models
+from aitre.api.admin.routes import router as admin_router
 from aitre.api.common import request_id
 from aitre.api.middleware.request_id import RequestIdMiddleware
+from aitre.api.user.routes import router as user_router
 from aitre.billing.accountant import Accountant
 from aitre.billing.bank import LocalBank
 from aitre.billing.limits import RateLimiter
@@ -130,6 +132,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     app = FastAPI(title="aitre", version=__version__, lifespan=lifespan, docs_url="/docs", redoc_url=None)
     app.router.routes.extend(_relay_routes())
+    app.include_router(admin_router)
+    app.include_router(user_router)
     _install_error_handlers(app)
     sim_app = None
     if settings.simulator_enabled:
@@ -162,8 +166,12 @@ async def _start_state(settings: Settings) -> AppState:
     bank.start()
     catalog.on_change.append(bank.reload)
     tokenizer = Tokenizer()
-    # Build the encodings off the event loop now, so the first count does not pay for it.
-    asyncio.get_running_loop().run_in_executor(None, tokenizer.count, "warm up", "gpt-4o")
+    # Build both encodings (about half a second) before serving, in a thread: a request that had
+    # to wait for them would block the event loop for everyone.
+    await asyncio.gather(
+        asyncio.to_thread(tokenizer.count, "warm up", "gpt-4o"),
+        asyncio.to_thread(tokenizer.count, "warm up", "gpt-4"),
+    )
     return AppState(
         settings=settings,
         engine=engine,

@@ -23,11 +23,8 @@ def parse_multiplier(value: object) -> str:
 
 async def list_groups(session: AsyncSession) -> list[tuple[Group, int]]:
     """Every group with the number of users in it, by name."""
-    counts = dict(
-        (await session.execute(select(User.group_name, func.count()).group_by(User.group_name)))
-        .tuples()
-        .all()
-    )
+    stmt = select(User.group_name, func.count()).group_by(User.group_name)
+    counts = {name: int(n) for name, n in (await session.execute(stmt)).all()}
     rows = await session.scalars(select(Group).order_by(Group.name))
     return [(g, counts.get(g.name, 0)) for g in rows]
 

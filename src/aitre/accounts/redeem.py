@@ -89,7 +89,7 @@ async def list_codes(
         .offset(offset)
         .limit(limit)
     )
-    return [(c, u) for c, u in (await session.execute(stmt)).tuples().all()], int(total)
+    return [(c, u) for c, u in (await session.execute(stmt)).all()], int(total)
 
 
 async def delete_code(session: AsyncSession, code_id: int) -> None:

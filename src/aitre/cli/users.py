@@ -5,89 +5,99 @@ from __future__ import annotations
 from typing import Annotated
 
 import typer
-from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from aitre.accounts import repo
+from aitre.billing.usage_query import iso_time
 from aitre.cli.common import JsonOption, console, run_db, settings, table
 from aitre.secrets import SecretBox
-from aitre.store.models import User
+from aitre.store.models import LedgerEntry, User
 
 app = typer.Typer(no_args_is_help=True)
-
-
-def parse_amount(value: str) -> int:
-    """Quota units, or dollars with a `$` prefix or `usd` suffix (at AITRE_QUOTA_PER_USD)."""
-    text = value.strip().lower()
-    try:
-        if text.startswith("$") or text.endswith("usd"):
-            dollars = float(text.strip("$").removesuffix("usd").strip())
-            return round(dollars * settings().quota_per_usd)
-        return int(text)
-    except ValueError:
-        raise typer.BadParameter(
-            f"expected units (e.g. 500000) or dollars (e.g. $1), not {value!r}"
-        ) from None
+UserArg = Annotated[str, typer.Argument(help="User name or id.")]
 
 
 @app.command("create", help="Create a user.")
 def create(
     username: Annotated[str, typer.Argument(help="Unique user name.")],
     role: Annotated[str, typer.Option(help="admin or user.")] = "user",
-    group: Annotated[str, typer.Option(help="Pricing group.")] = "default",
+    group: Annotated[
+        str, typer.Option(help="Pricing group (must exist; `default` always does).")
+    ] = "default",
     quota: Annotated[str, typer.Option(help="Starting quota: units, or dollars like $5.")] = "0",
 ) -> None:
-    amount = parse_amount(quota)
-
     async def work(session: AsyncSession, box: SecretBox) -> User:
+        amount = repo.parse_amount(quota, settings().quota_per_usd)
         return await repo.create_user(session, username, role=role, group=group, quota=amount)
 
     user = run_db(work)
-    console.print(f"user {user.id} ({user.username}, {user.role}) created with {amount} units")
+    console.print(f"user {user.id} ({user.username}, {user.role}) created with {user.quota} units")
+
+
+@app.command("update", help="Change a user's role, group or status.")
+def update(
+    user: UserArg,
+    role: Annotated[str | None, typer.Option(help="admin or user.")] = None,
+    group: Annotated[str | None, typer.Option(help="Pricing group.")] = None,
+    enabled: Annotated[
+        bool | None, typer.Option("--enable/--disable", help="Unblock or block the user.", show_default=False)
+    ] = None,
+) -> None:
+    async def work(session: AsyncSession, box: SecretBox) -> User:
+        row = await repo.find_user(session, user)
+        return await repo.update_user(session, row, role=role, group=group, enabled=enabled)
+
+    row = run_db(work)
+    status = "enabled" if row.enabled else "disabled"
+    console.print(f"user {row.username}: role {row.role}, group {row.group_name}, {status}")
 
 
 @app.command("topup", help="Add quota to a user (negative to take it away). Recorded in the ledger.")
 def topup(
-    user: Annotated[str, typer.Argument(help="User name or id.")],
-    amount: Annotated[str, typer.Argument(help="Units, or dollars like $5.")],
+    user: UserArg,
+    amount: Annotated[str, typer.Argument(help="Units, or dollars like $5 (negative: -$5 or -1000).")],
     note: Annotated[str, typer.Option(help="Why (kept in the ledger).")] = "",
 ) -> None:
-    units = parse_amount(amount)
-
-    async def work(session: AsyncSession, box: SecretBox) -> int:
+    async def work(session: AsyncSession, box: SecretBox) -> tuple[int, int]:
+        units = repo.parse_amount(amount, settings().quota_per_usd)
+        if units == 0:
+            raise repo.AccountError("an amount of 0 changes nothing")
         row = await repo.find_user(session, user)
-        await repo.grant(session, row, units, "topup" if units >= 0 else "adjust", note)
-        await session.refresh(row, ["quota"])
-        return row.quota
+        await repo.grant(session, row, units, "topup" if units > 0 else "adjust", note)
+        return units, row.quota
 
-    balance = run_db(work)
+    units, balance = run_db(work)
     console.print(f"{user}: {units:+d} units, balance now {balance}")
 
 
 def _set_enabled(ref: str, enabled: bool) -> None:
     async def work(session: AsyncSession, box: SecretBox) -> User:
-        row = await repo.find_user(session, ref)
-        row.enabled = enabled
-        return row
+        return await repo.update_user(session, await repo.find_user(session, ref), enabled=enabled)
 
     row = run_db(work)
     console.print(f"user {row.username} {'enabled' if enabled else 'disabled'}")
 
 
 @app.command("disable", help="Block a user: all their keys stop working.")
-def disable(user: Annotated[str, typer.Argument(help="User name or id.")]) -> None:
+def disable(user: UserArg) -> None:
     _set_enabled(user, False)
 
 
 @app.command("enable", help="Unblock a user.")
-def enable(user: Annotated[str, typer.Argument(help="User name or id.")]) -> None:
+def enable(user: UserArg) -> None:
     _set_enabled(user, True)
 
 
 @app.command("list", help="List users with their balances.")
-def list_(as_json: JsonOption = False) -> None:
+def list_(
+    name: Annotated[str | None, typer.Option(help="Only names containing this (any case).")] = None,
+    group: Annotated[str | None, typer.Option(help="Only this group.")] = None,
+    role: Annotated[str | None, typer.Option(help="Only this role.")] = None,
+    as_json: JsonOption = False,
+) -> None:
     async def work(session: AsyncSession, box: SecretBox) -> list[User]:
-        return list(await session.scalars(select(User).order_by(User.id)))
+        rows, _ = await repo.list_users(session, name=name, group=group, role=role)
+        return rows
 
     rows = run_db(work, changes_catalog=False)
     table(
@@ -106,5 +116,25 @@ def list_(as_json: JsonOption = False) -> None:
             )
             for u in rows
         ],
+        as_json,
+    )
+
+
+@app.command("ledger", help="A user's ledger entries, newest first.")
+def ledger(
+    user: UserArg,
+    limit: Annotated[int, typer.Option(help="At most this many entries.", min=1)] = 50,
+    as_json: JsonOption = False,
+) -> None:
+    async def work(session: AsyncSession, box: SecretBox) -> list[LedgerEntry]:
+        row = await repo.find_user(session, user)
+        entries, _ = await repo.ledger_page(session, row.id, 0, limit)
+        return entries
+
+    rows = run_db(work, changes_catalog=False)
+    table(
+        f"ledger of {user}",
+        ["id", "time", "kind", "amount", "token", "note"],
+        [(e.id, iso_time(e.created_at), e.kind, e.amount, e.token_id, e.note) for e in rows],
         as_json,
     )

@@ -1,0 +1,13 @@
+"""The admin API router: every route under `/api/admin`, every one for admin keys only."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, Depends
+
+from aitre.api.admin import channels, groups, keys, logs, prices, redeem, summary, users
+from aitre.api.admin.schemas import ERROR_RESPONSES
+from aitre.api.deps import get_admin
+
+router = APIRouter(prefix="/api/admin", dependencies=[Depends(get_admin)], responses=ERROR_RESPONSES)
+for module in (users, groups, keys, channels, prices, redeem, logs, summary):
+    router.include_router(module.router)

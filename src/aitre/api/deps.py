@@ -1,0 +1,185 @@
+"""FastAPI dependencies of the admin and user APIs, as `Annotated` aliases.
+
+`AdminDep` / `CallerDep` authenticate the bearer key (401) and, for admin routes, require the
+admin role (403). `DbDep` hands out sessions: `db.read()` for queries, `db.write()` for changes,
+which commits, bumps the catalog version (so other gateways reload) and refreshes this
+process's caches at once. Domain errors (`ValueError`s with a `status`) become OpenAI-shaped
+`ApiError`s with that status.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Iterator, Sequence
+from contextlib import asynccontextmanager, contextmanager
+from dataclasses import dataclass, replace
+from typing import Annotated, TypeVar
+
+from fastapi import Depends, Query, Request
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from aitre.accounts.auth import Caller
+from aitre.accounts.policy import check_expiry, check_ip
+from aitre.api.admin.schemas import Page
+from aitre.api.common import app_state, authenticate, client_ip
+from aitre.billing.usage_query import LogFilter, parse_time
+from aitre.errors import ApiError
+from aitre.state import AppState
+from aitre.store.version import bump_version
+
+T = TypeVar("T")
+
+_bearer = HTTPBearer(
+    auto_error=False,
+    scheme_name="API key",
+    description="An aitre API key: `Authorization: Bearer sk-...` (admin routes need an admin's key).",
+)
+
+
+def to_api_error(exc: Exception) -> ApiError:
+    """A domain error as the client sees it: its own status (400 unless it says otherwise)."""
+    if isinstance(exc, IntegrityError):
+        return ApiError(409, "That conflicts with an existing record.", code="conflict")
+    return ApiError(
+        getattr(exc, "status", 400),
+        str(exc),
+        code=getattr(exc, "code", None),
+        param=getattr(exc, "param", None),
+    )
+
+
+@contextmanager
+def domain_errors() -> Iterator[None]:
+    try:
+        yield
+    except ApiError:
+        raise
+    except (ValueError, IntegrityError) as exc:
+        raise to_api_error(exc) from None
+
+
+def get_state(request: Request) -> AppState:
+    return app_state(request)
+
+
+StateDep = Annotated[AppState, Depends(get_state)]
+
+
+async def get_caller(
+    request: Request,
+    state: StateDep,
+    _credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
+) -> Caller:
+    caller = await authenticate(request, state)
+    check_expiry(caller)
+    check_ip(caller, client_ip(request))
+    return caller
+
+
+CallerDep = Annotated[Caller, Depends(get_caller)]
+
+
+async def get_admin(caller: CallerDep) -> Caller:
+    if not caller.is_admin:
+        raise ApiError(403, "This route needs an admin's API key.", code="admin_required")
+    return caller
+
+
+AdminDep = Annotated[Caller, Depends(get_admin)]
+
+
+class Db:
+    def __init__(self, state: AppState) -> None:
+        self.state = state
+
+    @asynccontextmanager
+    async def read(self, *, balances: bool = False) -> AsyncIterator[AsyncSession]:
+        """A session for queries; `balances`: write this process's pending ledger entries first,
+        so balances and ledgers read are current."""
+        if balances:
+            await self.state.accountant.bank.flush()
+        with domain_errors():
+            async with self.state.sessions() as session:
+                yield session
+
+    @asynccontextmanager
+    async def write(self) -> AsyncIterator[AsyncSession]:
+        """One transaction; on success the catalog version moves and this process reloads."""
+        with domain_errors():
+            async with self.state.sessions() as session, session.begin():
+                yield session
+                await bump_version(session)
+        await self.state.catalog.refresh_if_changed()
+
+
+def get_db(state: StateDep) -> Db:
+    return Db(state)
+
+
+DbDep = Annotated[Db, Depends(get_db)]
+
+
+@dataclass(frozen=True, slots=True)
+class PageParams:
+    page: int
+    per_page: int
+
+    @property
+    def offset(self) -> int:
+        return (self.page - 1) * self.per_page
+
+    def of(self, items: Sequence[T], total: int) -> Page[T]:
+        return Page(data=list(items), page=self.page, per_page=self.per_page, total=total)
+
+
+def get_page(
+    page: Annotated[int, Query(ge=1, description="Page number, from 1.")] = 1,
+    per_page: Annotated[int, Query(ge=1, le=500, description="Rows per page (at most 500).")] = 50,
+) -> PageParams:
+    return PageParams(page, per_page)
+
+
+PageDep = Annotated[PageParams, Depends(get_page)]
+
+_TIME_HELP = "ms since the epoch, an ISO date/time (UTC unless it has a zone), or relative like -7d"
+
+
+def _time(value: str | None, param: str) -> int | None:
+    if value is None or not value.strip():
+        return None
+    with domain_errors():
+        return parse_time(value, param=param)
+
+
+def get_user_log_filter(
+    model: Annotated[str | None, Query(description="Exact model name as sent by the client.")] = None,
+    token_id: Annotated[int | None, Query(description="Only this key's requests.")] = None,
+    status: Annotated[
+        str | None, Query(description="A status code (429), a class (5xx), `ok` or `error`.")
+    ] = None,
+    since: Annotated[str | None, Query(description=f"From this time, inclusive: {_TIME_HELP}.")] = None,
+    until: Annotated[str | None, Query(description=f"Before this time: {_TIME_HELP}.")] = None,
+) -> LogFilter:
+    with domain_errors():
+        return LogFilter(
+            model=model or None,
+            token_id=token_id,
+            status=status or None,
+            since=_time(since, "since"),
+            until=_time(until, "until"),
+        )
+
+
+UserLogFilterDep = Annotated[LogFilter, Depends(get_user_log_filter)]
+
+
+def get_log_filter(
+    base: UserLogFilterDep,
+    user_id: Annotated[int | None, Query(description="Only this user's requests.")] = None,
+    channel_id: Annotated[int | None, Query(description="Only requests served by this channel.")] = None,
+) -> LogFilter:
+    return replace(base, user_id=user_id, channel_id=channel_id)
+
+
+LogFilterDep = Annotated[LogFilter, Depends(get_log_filter)]
