@@ -27,6 +27,8 @@ from aitre.billing.limits import RateLimiter
 from aitre.billing.usage_log import UsageRecorder
 from aitre.bootstrap import FirstKeys, bootstrap_if_empty, write_keys_file
 from aitre.catalog import Catalog
+from aitre.channels.health import ChannelHealth
+from aitre.channels.ops import ChannelOps
 from aitre.config import Settings
 from aitre.errors import ApiError
 from aitre.media.fetch import MediaFetcher
@@ -172,7 +174,13 @@ async def _start_state(settings: Settings) -> AppState:
         asyncio.to_thread(tokenizer.count, "warm up", "gpt-4o"),
         asyncio.to_thread(tokenizer.count, "warm up", "gpt-4"),
     )
-    return AppState(
+    health = ChannelHealth(
+        failure_threshold=settings.breaker_failures,
+        error_rate=settings.breaker_error_rate,
+        base_cooldown=settings.breaker_cooldown_seconds,
+        max_cooldown=settings.breaker_max_cooldown_seconds,
+    )
+    state = AppState(
         settings=settings,
         engine=engine,
         sessions=sessions,
@@ -189,10 +197,15 @@ async def _start_state(settings: Settings) -> AppState:
             max_bytes=settings.fetch_max_bytes,
             timeout=settings.fetch_timeout,
         ),
+        health=health,
+        channel_ops=ChannelOps(sessions, health),
     )
+    state.channel_ops.start(state)
+    return state
 
 
 async def _stop_state(state: AppState) -> None:
+    await state.channel_ops.stop()
     await state.catalog.stop()
     await state.accountant.bank.stop()
     await state.recorder.stop()

@@ -79,6 +79,24 @@ class Settings(BaseSettings):
     retries: int = Field(
         2, description="Further channels tried after a failure that happened before the client got a byte."
     )
+    retry_backoff_seconds: float = Field(
+        0.05, description="Pause before the 2nd attempt; doubles each retry (max 1 s)."
+    )
+
+    # --- channel health -------------------------------------------------------------------------
+    breaker_failures: int = Field(5, description="Consecutive failures that cool a channel down.")
+    breaker_error_rate: float = Field(
+        0.5, description="Error rate over the last minute (10+ requests) that cools it."
+    )
+    breaker_cooldown_seconds: float = Field(30.0, description="First cooldown; doubles on each repeat.")
+    breaker_max_cooldown_seconds: float = Field(300.0, description="Longest cooldown.")
+    auto_disable: bool = Field(
+        True, description="Disable a channel whose key or account the upstream rejects (401/403/quota gone)."
+    )
+    auto_reenable: bool = Field(True, description="Let the prober turn auto-disabled channels back on.")
+    probe_interval_seconds: float = Field(
+        30.0, description="How often cooled and auto-disabled channels are probed."
+    )
 
     # --- media -------------------------------------------------------------------------------
     media_dir: Path | None = Field(

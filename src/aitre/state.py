@@ -13,7 +13,9 @@ from aitre.adapters.base import Adapter
 from aitre.billing.accountant import Accountant
 from aitre.billing.usage_log import UsageRecorder
 from aitre.catalog import Catalog
+from aitre.channels.health import ChannelHealth
 from aitre.channels.model import ChannelInfo
+from aitre.channels.ops import ChannelOps
 from aitre.config import Settings
 from aitre.media.fetch import MediaFetcher
 from aitre.media.store import MediaStore
@@ -36,6 +38,8 @@ class AppState:
     media: MediaStore
     fetcher: MediaFetcher
     accountant: Accountant
+    health: ChannelHealth
+    channel_ops: ChannelOps
 
     def adapter_for(self, channel: ChannelInfo) -> Adapter:
         return self.adapters[channel.type]

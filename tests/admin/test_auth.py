@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import re
 import time
+from pathlib import Path
 
 import httpx
 import pytest
@@ -10,6 +12,7 @@ import pytest
 from tests.admin.helpers import Api, auth, error_code
 from tests.support.processes import wait_until
 
+ROOT = Path(__file__).resolve().parents[2]
 ADMIN_ROUTES = [
     ("GET", "/api/admin/users"),
     ("POST", "/api/admin/keys"),
@@ -83,3 +86,15 @@ def test_openapi_documents_the_admin_and_user_apis(api: Api) -> None:
     assert create["responses"]["201"] and "403" in create["responses"]
     assert "KeyCreated" in str(create["responses"]["201"])
     assert httpx.get(api.gw.url + "/docs").status_code == 200
+
+
+def test_the_operator_guide_covers_every_route(api: Api) -> None:
+    guide = re.sub(r"\{[a-z_]+\}", "{}", (ROOT / "docs" / "admin-api.md").read_text())
+    spec = httpx.get(api.gw.url + "/openapi.json").json()
+    for path, methods in spec["paths"].items():
+        if not path.startswith("/api/"):
+            continue
+        for method in methods:
+            route = f"{method.upper()} {re.sub(r'{[a-z_]+}', '{}', path)}"
+            mentioned = re.search(re.escape(route) + r"(?![\w/{.-])", guide)
+            assert mentioned, f"docs/admin-api.md does not mention {route}"

@@ -34,3 +34,7 @@ class Adapter(Protocol):
     async def execute(
         self, state: AppState, job: RelayJob, channel: ChannelInfo
     ) -> Response | StreamResponse: ...
+
+    async def probe(self, state: AppState, channel: ChannelInfo) -> bool:
+        """A cheap request that succeeds only if the channel can serve again."""
+        ...

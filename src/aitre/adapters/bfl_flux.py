@@ -21,7 +21,7 @@ from aitre.errors import ApiError
 from aitre.relay.errors import RETRYABLE_STATUS, error_from_failure, error_from_status
 from aitre.relay.outcome import finish, note_attempt
 from aitre.relay.passthrough import channel_timeouts
-from aitre.relay.upstream import Timeouts, UpstreamFailure, UpstreamRequest, read_body
+from aitre.relay.upstream import Timeouts, UpstreamFailure, UpstreamRequest, answers, read_body
 from aitre.relay.usage import Usage
 
 if TYPE_CHECKING:
@@ -86,7 +86,7 @@ class BflAdapter:
         n = body.get("n", 1)
         if not isinstance(n, int) or not 1 <= n <= 10:
             raise ApiError(400, "n must be an integer between 1 and 10", param="n")
-        model = channel.upstream_model(job.model)
+        model = job.upstream_model(channel)
         payload = {"prompt": body["prompt"], **size_params(model, body.get("size"))}
         payload.update({k: body[k] for k in _NATIVE_FIELDS if k in body})
         payload["output_format"] = "png" if body.get("output_format") == "png" else "jpeg"
@@ -107,6 +107,13 @@ class BflAdapter:
         return Response(
             orjson.dumps(answer), media_type="application/json", headers={"x-request-id": job.request_id}
         )
+
+    async def probe(self, state: AppState, channel: ChannelInfo) -> bool:
+        # An unknown id is answered 200 "Task not found" with a valid key, 401/403 without.
+        req = UpstreamRequest(
+            "GET", f"{channel.root_url()}/v1/get_result?id=aitre-probe", {"x-key": channel.secret}
+        )
+        return await answers(state.upstream, req, channel_timeouts(state, channel))
 
     async def _one(
         self,

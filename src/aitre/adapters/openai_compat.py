@@ -13,7 +13,7 @@ import orjson
 
 from aitre.relay import passthrough
 from aitre.relay.job import UploadedFile
-from aitre.relay.upstream import UpstreamRequest
+from aitre.relay.upstream import UpstreamRequest, answers
 
 if TYPE_CHECKING:
     from starlette.responses import Response
@@ -27,7 +27,7 @@ if TYPE_CHECKING:
 def rewrite_body(channel: ChannelInfo, job: RelayJob) -> bytes:
     """The client's JSON with the upstream's model name; unknown fields pass through untouched."""
     body: dict[str, Any] = dict(job.body)
-    body["model"] = channel.upstream_model(job.model)
+    body["model"] = job.upstream_model(channel)
     if job.wants_stream_usage_injected and channel.config.get("stream_usage", True):
         opts = body.get("stream_options")
         body["stream_options"] = {**(opts if isinstance(opts, dict) else {}), "include_usage": True}
@@ -41,7 +41,7 @@ def rebuild_form(channel: ChannelInfo, job: RelayJob) -> aiohttp.FormData:
         if isinstance(value, UploadedFile):
             form.add_field(name, value.data, filename=value.filename, content_type=value.content_type)
         elif name == "model":
-            form.add_field(name, channel.upstream_model(job.model))
+            form.add_field(name, job.upstream_model(channel))
         else:
             form.add_field(name, value)
     return form
@@ -65,3 +65,8 @@ class OpenAICompatAdapter:
         self, state: AppState, job: RelayJob, channel: ChannelInfo
     ) -> Response | StreamResponse:
         return await passthrough.execute(state, job, channel, self.build(channel, job))
+
+    async def probe(self, state: AppState, channel: ChannelInfo) -> bool:
+        headers = {"Authorization": f"Bearer {channel.secret}"} if channel.secret else {}
+        req = UpstreamRequest("GET", channel.api_base() + "/models", headers)
+        return await answers(state.upstream, req, passthrough.channel_timeouts(state, channel))

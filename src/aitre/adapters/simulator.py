@@ -28,6 +28,9 @@ class SimulatorAdapter:
     async def execute(
         self, state: AppState, job: RelayJob, channel: ChannelInfo
     ) -> Response | StreamResponse:
-        if job.endpoint == "images.generations" and channel.upstream_model(job.model).startswith("flux"):
+        if job.endpoint == "images.generations" and job.upstream_model(channel).startswith("flux"):
             return await self._bfl.execute(state, job, channel)
         return await self._openai.execute(state, job, channel)
+
+    async def probe(self, state: AppState, channel: ChannelInfo) -> bool:
+        return await self._openai.probe(state, channel)

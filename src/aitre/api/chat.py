@@ -6,10 +6,9 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.types import ASGIApp
 
-from aitre.api.common import app_state, authenticate, client_ip, read_json_object, request_id, require_model
+from aitre.api.common import app_state, authenticate, new_job, read_json_object, require_model
 from aitre.errors import bad_request
 from aitre.facades.image_chat import image_chat, is_image_chat
-from aitre.relay.job import RelayJob
 from aitre.relay.pipeline import relay
 
 
@@ -21,15 +20,14 @@ async def chat_completions(request: Request) -> Response | ASGIApp:
     messages = body.get("messages")
     if not isinstance(messages, list) or not messages:
         raise bad_request("`messages` must be a non-empty array.", param="messages")
-    job = RelayJob(
-        request_id=request_id(request),
-        caller=caller,
-        endpoint="chat.completions",
-        path="/chat/completions",
-        model=model,
-        body=body,
+    job = new_job(
+        request,
+        caller,
+        "chat.completions",
+        "/chat/completions",
+        body,
+        model,
         stream=body.get("stream") is True,
-        client_ip=client_ip(request),
     )
     if is_image_chat(state, model):
         return await image_chat(state, job)

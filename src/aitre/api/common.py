@@ -102,6 +102,7 @@ def new_job(
         model=model,
         body=body,
         client_ip=client_ip(request),
+        receive=request.receive,
         **extra,
     )
 

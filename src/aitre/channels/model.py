@@ -29,6 +29,15 @@ class ChannelInfo:
     def upstream_model(self, model: str) -> str:
         return self.model_mapping.get(model, model)
 
+    def allows_group(self, group: str) -> bool:
+        """Channels may be kept for some user groups (`config.groups`); empty means everyone."""
+        groups = self.config.get("groups")
+        return not groups or group in groups
+
+    @property
+    def max_concurrency(self) -> int:
+        return int(self.config.get("max_concurrency", 0) or 0)
+
     def api_base(self) -> str:
         """The OpenAI-style base (`.../v1`): a bare host gets `/v1` appended."""
         base = self.base_url.rstrip("/")

@@ -54,10 +54,15 @@ class ChannelRouter:
         model: str,
         exclude: set[int] | None = None,
         usable: Callable[[ChannelInfo], bool] | None = None,
+        healthy: Callable[[ChannelInfo], bool] | None = None,
     ) -> ChannelInfo | None:
+        """`usable`: may serve this request at all. `healthy`: should, right now; when no usable
+        channel is healthy, the usable ones are tried anyway (a cooled channel may be back)."""
         pool = self.candidates(model)
         if exclude or usable:
             pool = [c for c in pool if c.id not in (exclude or ()) and (usable is None or usable(c))]
+        if healthy is not None:
+            pool = [c for c in pool if healthy(c)] or pool
         if not pool:
             return None
         top = pool[0].priority

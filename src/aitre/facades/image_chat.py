@@ -29,6 +29,7 @@ from aitre.media.fetch import FetchRefused, decode_data_uri
 from aitre.media.kinds import is_image, sniff
 from aitre.media.rehost import fetch_upstream_media
 from aitre.relay import passthrough
+from aitre.relay.cancel import cancel_on_disconnect
 from aitre.relay.job import RelayJob, UploadedFile
 from aitre.relay.live import Emit, LiveStream
 from aitre.relay.outcome import finish
@@ -92,11 +93,11 @@ async def _load_refs(state: AppState, refs: list[str]) -> list[bytes]:
     return images
 
 
-def _mode(channel: ChannelInfo, model: str) -> str:
+def _mode(channel: ChannelInfo, job: RelayJob) -> str:
     via = channel.config.get("image_chat_via")
     if via in ("images", "chat"):
         return str(via)
-    return "chat" if channel.upstream_model(model).startswith("gemini") else "images"
+    return "chat" if job.upstream_model(channel).startswith("gemini") else "images"
 
 
 async def _via_images(
@@ -191,7 +192,7 @@ async def _generate(
 ) -> ImageAnswer:
     async def attempt(channel: ChannelInfo) -> ImageAnswer:
         caption = ""
-        if _mode(channel, job.model) == "chat":
+        if _mode(channel, job) == "chat":
             caption, blobs, usage = await _via_chat(state, job, channel, refs, ref_data)
         else:
             blobs, usage = await _via_images(state, job, channel, prompt, ref_data)
@@ -226,7 +227,8 @@ async def image_chat(state: AppState, job: RelayJob) -> Response | LiveStream:
     created = int(time.time())
     completion_id = "chatcmpl-" + job.request_id.removeprefix("req_")
     if not job.stream:
-        answer = await _generate(state, job, prompt, refs, ref_data)
+        async with cancel_on_disconnect(job.receive):
+            answer = await _generate(state, job, prompt, refs, ref_data)
         body = chat_completion(completion_id, created, job.model, answer.content, _usage_json(answer.usage))
         return Response(
             orjson.dumps(body), media_type="application/json", headers={"x-request-id": job.request_id}

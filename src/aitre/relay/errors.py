@@ -11,8 +11,36 @@ from aitre.relay.upstream import UpstreamFailure
 
 # Statuses where another channel may well succeed: rate limits, overload, server faults.
 RETRYABLE_STATUS = frozenset({408, 409, 429, 500, 502, 503, 504, 520, 521, 522, 523, 524})
+# Our own codes for failures that say the channel, not the request, is broken: disable it.
+CHANNEL_DEAD = frozenset({"upstream_auth_failed", "upstream_account_unusable"})
 # The upstream refused the channel's own credentials: the client is not at fault.
 CHANNEL_AUTH_STATUS = frozenset({401, 402, 403})
+
+
+# Upstream error codes that mean the channel's account cannot serve anything until an operator acts.
+ACCOUNT_DEAD_CODES = frozenset(
+    {
+        "insufficient_quota",
+        "account_deactivated",
+        "billing_hard_limit_reached",
+        "invalid_api_key",
+        "access_terminated",
+    }
+)
+
+
+def upstream_code(body: bytes) -> str | None:
+    try:
+        data: Any = orjson.loads(body)
+    except orjson.JSONDecodeError:
+        return None
+    err = data.get("error") if isinstance(data, dict) else None
+    if isinstance(err, dict):
+        code = err.get("code") or err.get("type")
+        return str(code) if code else None
+    if isinstance(err, str):  # BFL: {"error": "<code>", "message": ...}
+        return err
+    return None
 
 
 def upstream_message(body: bytes) -> str:
@@ -34,6 +62,13 @@ def upstream_message(body: bytes) -> str:
 
 def error_from_status(status: int, body: bytes, headers: dict[str, str] | None = None) -> ApiError:
     message = upstream_message(body)
+    if upstream_code(body) in ACCOUNT_DEAD_CODES:
+        return ApiError(
+            502,
+            f"The upstream account behind this gateway cannot serve requests ({message}).",
+            type="upstream_error",
+            code="upstream_account_unusable",
+        )
     if status == 429:
         retry = (headers or {}).get("retry-after")
         return ApiError(

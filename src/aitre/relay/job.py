@@ -7,6 +7,8 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from starlette.types import Receive
+
 from aitre.accounts.auth import Caller
 from aitre.relay.usage import Usage
 
@@ -52,6 +54,9 @@ class RelayJob:
     postprocess: PostProcess | None = None
     known_units: Usage = field(default_factory=Usage)  # measured before the call (audio seconds, chars)
     charge: Charge | None = None  # the open reservation, from admission until `finish`
+    slot: int | None = None  # the channel whose in-flight count this request holds
+    finished: bool = False
+    receive: Receive | None = None  # the client connection's ASGI receive, to notice it leaving
     started: float = field(default_factory=time.perf_counter)
     attempts: list[Attempt] = field(default_factory=list)
 
@@ -64,6 +69,10 @@ class RelayJob:
     def wants_stream_usage_injected(self) -> bool:
         """Streams are billed from the upstream's usage chunk, so we ask for it when the client did not."""
         return self.stream and self.endpoint in ("chat.completions", "completions")
+
+    def upstream_model(self, channel: ChannelInfo) -> str:
+        """The model name sent upstream: the key's own override, else the channel's mapping."""
+        return self.caller.model_mapping.get(self.model) or channel.upstream_model(self.model)
 
     def elapsed_ms(self) -> float:
         return (time.perf_counter() - self.started) * 1000.0

@@ -20,6 +20,12 @@ def note_attempt(
     job.attempts.append(Attempt(channel.id, status, latency_ms, error))
 
 
+def release_slot(state: AppState, job: RelayJob) -> None:
+    if job.slot is not None:
+        state.health.end(job.slot)
+        job.slot = None
+
+
 def finish(
     state: AppState,
     job: RelayJob,
@@ -29,6 +35,18 @@ def finish(
     usage: Usage | None = None,
     ttfb_ms: float = 0.0,
 ) -> None:
+    """Close the request's books, once: settle or refund, free the channel slot, note the
+    channel's health, write the usage-log row."""
+    if job.finished:
+        return
+    job.finished = True
+    release_slot(state, job)
+    if channel is not None:
+        if status < 500:
+            if status != 499:
+                state.health.success(channel.id, ttfb_ms or job.elapsed_ms())
+        else:
+            state.health.failure(channel.id, job.elapsed_ms(), error)
     usage = usage or job.known_units
     charged = state.accountant.close(job, status, usage)
     row: dict[str, Any] = {
@@ -38,7 +56,7 @@ def finish(
         "channel_id": channel.id if channel else None,
         "endpoint": job.endpoint,
         "model": job.model,
-        "upstream_model": channel.upstream_model(job.model) if channel else "",
+        "upstream_model": job.upstream_model(channel) if channel else "",
         "stream": job.stream,
         "prompt_tokens": usage.prompt_tokens,
         "completion_tokens": usage.completion_tokens,

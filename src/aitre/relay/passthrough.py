@@ -15,7 +15,7 @@ from starlette.responses import Response
 
 from aitre.adapters.base import Retryable
 from aitre.errors import ApiError
-from aitre.relay.errors import RETRYABLE_STATUS, error_from_failure, error_from_status
+from aitre.relay.errors import CHANNEL_DEAD, RETRYABLE_STATUS, error_from_failure, error_from_status
 from aitre.relay.outcome import count_usage, finish, note_attempt
 from aitre.relay.sse import StreamTap
 from aitre.relay.streaming import BlockSource, StreamOutcome, StreamResponse, UpstreamBytes, UpstreamEvents
@@ -71,7 +71,7 @@ async def send(
         resp.release()
     error = error_from_status(resp.status, body, dict(resp.headers))
     note_attempt(job, channel, resp.status, _ms(t0), error.message)
-    if resp.status in RETRYABLE_STATUS or resp.status in (401, 402, 403):
+    if resp.status in RETRYABLE_STATUS or resp.status in (401, 402, 403) or error.code in CHANNEL_DEAD:
         raise Retryable(error)
     raise error
 

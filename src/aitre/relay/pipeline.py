@@ -1,16 +1,24 @@
 """The relay loop shared by every endpoint: choose a channel, run one attempt on it, fail over
 to another channel while nothing has reached the client, and record the outcome when every
-channel failed."""
+channel failed.
+
+Routing prefers healthy channels (breaker closed, under their concurrency cap) in the highest
+priority tier; an attempt's failure feeds the channel's health, an upstream `Retry-After` cools
+the channel for that long, and a channel whose own credentials or account were refused is
+disabled (the prober turns it back on when it answers again).
+"""
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, TypeVar
 
 from aitre.adapters.base import Retryable
 from aitre.errors import ApiError, model_not_found
-from aitre.relay.errors import no_channel
-from aitre.relay.outcome import finish
+from aitre.relay.cancel import cancel_on_disconnect
+from aitre.relay.errors import CHANNEL_DEAD, no_channel
+from aitre.relay.outcome import finish, release_slot
 
 if TYPE_CHECKING:
     from starlette.responses import Response
@@ -24,7 +32,15 @@ T = TypeVar("T")
 
 
 def _usable(state: AppState, job: RelayJob) -> Callable[[ChannelInfo], bool]:
-    return lambda ch: state.adapter_for(ch).supports(job.endpoint, job.model)
+    group = job.caller.group
+    return lambda ch: ch.allows_group(group) and state.adapter_for(ch).supports(job.endpoint, job.model)
+
+
+def _healthy(state: AppState) -> Callable[[ChannelInfo], bool]:
+    health = state.health
+    return lambda ch: (
+        health.available(ch.id) and (ch.max_concurrency <= 0 or health.inflight(ch.id) < ch.max_concurrency)
+    )
 
 
 def ensure_routable(state: AppState, job: RelayJob) -> None:
@@ -34,28 +50,72 @@ def ensure_routable(state: AppState, job: RelayJob) -> None:
         raise model_not_found(job.model) if not router.known(job.model) else no_channel(job.model)
 
 
+def _retry_after(error: ApiError) -> float | None:
+    value = error.headers.get("retry-after")
+    try:
+        return float(value) if value is not None else None
+    except ValueError:
+        return None
+
+
+def _learn(state: AppState, job: RelayJob, channel: ChannelInfo, error: ApiError) -> None:
+    """What a failed attempt says about its channel."""
+    latency = job.attempts[-1].latency_ms if job.attempts else 0.0
+    if error.code in CHANNEL_DEAD and state.settings.auto_disable:
+        state.health.cool_for(channel.id, state.settings.breaker_max_cooldown_seconds, error.message)
+        state.channel_ops.auto_disable(channel, error.message)
+    elif error.status == 429:
+        state.health.cool_for(channel.id, _retry_after(error) or 1.0, error.message)
+    else:
+        state.health.failure(channel.id, latency, error.message)
+
+
+def _final_error(errors: list[ApiError]) -> ApiError:
+    """All channels refused: if they all said "slow down", say so with the shortest wait."""
+    if errors and all(e.status == 429 for e in errors):
+        waits = [w for w in (_retry_after(e) for e in errors) if w is not None]
+        last = errors[-1]
+        if waits:
+            last.headers["retry-after"] = str(max(1, round(min(waits))))
+        return last
+    return errors[-1]
+
+
 async def with_failover(state: AppState, job: RelayJob, attempt: Callable[[ChannelInfo], Awaitable[T]]) -> T:
     """Run `attempt` on channels in routing order until one succeeds or `Retryable` runs out."""
     router = state.catalog.router
     tried: set[int] = set()
-    last_error: ApiError | None = None
+    errors: list[ApiError] = []
     max_attempts = 1 + max(state.settings.retries, 0)
+    usable, healthy = _usable(state, job), _healthy(state)
     while len(tried) < max_attempts:
-        channel = router.pick(job.model, tried, _usable(state, job))
+        channel = router.pick(job.model, tried, usable, healthy)
         if channel is None:
             break
+        if tried:  # a short, growing pause, so a burst of failures does not hammer the next channel
+            await asyncio.sleep(min(state.settings.retry_backoff_seconds * 2 ** (len(tried) - 1), 1.0))
         tried.add(channel.id)
+        state.health.begin(channel.id)
+        job.slot = channel.id
         try:
             return await attempt(channel)
         except Retryable as retry:
-            last_error = retry.error
+            release_slot(state, job)
+            _learn(state, job, channel, retry.error)
+            errors.append(retry.error)
         except ApiError as error:
+            release_slot(state, job)
             finish(state, job, channel, error.status, error.message)
             raise
-    if last_error is None:
+        except BaseException:  # cancelled: the client went away, or the server is stopping
+            release_slot(state, job)
+            finish(state, job, channel, 499, "client disconnected")
+            raise
+    if not errors:
         raise model_not_found(job.model) if not router.known(job.model) else no_channel(job.model)
-    finish(state, job, None, last_error.status, last_error.message)
-    raise last_error
+    final = _final_error(errors)
+    finish(state, job, None, final.status, final.message)
+    raise final
 
 
 async def admit(state: AppState, job: RelayJob, image_chat: bool = False) -> None:
@@ -70,4 +130,5 @@ async def admit(state: AppState, job: RelayJob, image_chat: bool = False) -> Non
 async def relay(state: AppState, job: RelayJob) -> Response | StreamResponse:
     ensure_routable(state, job)
     await admit(state, job)
-    return await with_failover(state, job, lambda ch: state.adapter_for(ch).execute(state, job, ch))
+    async with cancel_on_disconnect(job.receive):
+        return await with_failover(state, job, lambda ch: state.adapter_for(ch).execute(state, job, ch))

@@ -130,6 +130,18 @@ async def read_body(resp: aiohttp.ClientResponse, timeouts: Timeouts, limit: int
     return b"".join(chunks)
 
 
+async def answers(upstream: Upstream, req: UpstreamRequest, timeouts: Timeouts) -> bool:
+    """Whether `req` gets a 2xx answer (used by channel probes)."""
+    try:
+        resp = await upstream.send(req, timeouts)
+    except UpstreamFailure:
+        return False
+    try:
+        return 200 <= resp.status < 300
+    finally:
+        resp.release()
+
+
 def retry_after(headers: Any) -> str | None:
     value = headers.get("retry-after") if headers is not None else None
     return str(value) if value else None

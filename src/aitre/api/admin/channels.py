@@ -15,7 +15,7 @@ from aitre.api.admin.channel_store import (
     update_channel,
 )
 from aitre.api.admin.schemas import Deleted, ListOf
-from aitre.api.deps import DbDep
+from aitre.api.deps import Db, DbDep
 from aitre.channels import repo
 from aitre.channels.model import CHANNEL_TYPES
 from aitre.secrets import SecretBox
@@ -158,7 +158,7 @@ async def disable(db: DbDep, channel_id: int, body: DisableIn | None = None) -> 
     return await _set_enabled(db, channel_id, False, (body or DisableIn()).reason)
 
 
-async def _set_enabled(db: DbDep, channel_id: int, enabled: bool, reason: str) -> ChannelOut:
+async def _set_enabled(db: Db, channel_id: int, enabled: bool, reason: str) -> ChannelOut:
     async with db.write() as s:
         row = await get_channel(s, channel_id)
         await repo.set_enabled(s, str(row.id), enabled, reason)

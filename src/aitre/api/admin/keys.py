@@ -9,7 +9,7 @@ from pydantic import Field
 
 from aitre.accounts import repo
 from aitre.api.admin.schemas import KeyCreated, KeyLimitsIn, KeyOut, KeySettingsIn, KeyUpdateIn, Page
-from aitre.api.deps import DbDep, PageDep
+from aitre.api.deps import Db, DbDep, PageDep
 
 router = APIRouter(prefix="/keys", tags=["admin: keys"])
 
@@ -18,7 +18,7 @@ class KeyCreateIn(KeySettingsIn):
     user_id: int = Field(description="The user the key acts for.")
 
 
-async def issue(db: DbDep, user_id: int, body: KeyLimitsIn) -> KeyCreated:
+async def issue(db: Db, user_id: int, body: KeyLimitsIn) -> KeyCreated:
     """Create a key for `user_id` with the limits in `body` (admin and user APIs)."""
     async with db.write() as s:
         user = await repo.get_user(s, user_id)
@@ -26,14 +26,14 @@ async def issue(db: DbDep, user_id: int, body: KeyLimitsIn) -> KeyCreated:
     return KeyCreated(**KeyOut.of(issued.token, user).model_dump(), key=issued.key)
 
 
-async def change(db: DbDep, key_id: int, body: KeyUpdateIn, user_id: int | None = None) -> KeyOut:
+async def change(db: Db, key_id: int, body: KeyUpdateIn, user_id: int | None = None) -> KeyOut:
     async with db.write() as s:
         token, user = await repo.get_key(s, key_id, user_id)
         await repo.update_key(s, token, body.settings())
     return KeyOut.of(token, user)
 
 
-async def revoke(db: DbDep, key_id: int, user_id: int | None = None) -> KeyOut:
+async def revoke(db: Db, key_id: int, user_id: int | None = None) -> KeyOut:
     async with db.write() as s:
         token, user = await repo.get_key(s, key_id, user_id)
         await repo.revoke_token(s, str(token.id))

@@ -9,7 +9,7 @@ from fastapi import APIRouter
 from pydantic import BaseModel, ConfigDict, Field
 
 from aitre.api.admin.schemas import Deleted, ListOf
-from aitre.api.deps import DbDep
+from aitre.api.deps import Db, DbDep
 from aitre.billing import price_repo
 from aitre.billing.pricebook import PriceBook
 from aitre.billing.prices import ModelPrice
@@ -54,7 +54,7 @@ class PriceOut(BaseModel):
         return cls(model=price.model, source="operator" if operator else "default", **price.as_strings())
 
 
-async def _effective(db: DbDep) -> tuple[dict[str, ModelPrice], set[str]]:
+async def _effective(db: Db) -> tuple[dict[str, ModelPrice], set[str]]:
     async with db.read() as s:
         rows = await price_repo.list_prices(s)
     book = PriceBook()

@@ -88,7 +88,13 @@ class KeySettingsIn(KeyLimitsIn):
 class KeyUpdateIn(KeySettingsIn):
     """Only the fields sent change."""
 
-    enabled: bool = Field(True, description="false pauses the key; revoked keys cannot be enabled.")
+    enabled: bool | None = Field(None, description="false pauses the key; revoked keys cannot be enabled.")
+
+    def settings(self) -> dict[str, Any]:
+        out = super().settings()
+        if out.get("enabled", False) is None:
+            del out["enabled"]
+        return out
 
 
 class KeyOut(BaseModel):

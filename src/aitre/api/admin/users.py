@@ -10,7 +10,7 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from aitre.accounts import repo
 from aitre.api.admin.schemas import Page
-from aitre.api.deps import DbDep, PageDep
+from aitre.api.deps import Db, DbDep, PageDep
 from aitre.errors import bad_request
 from aitre.store.models import LedgerEntry, User
 
@@ -156,7 +156,7 @@ async def update_user(db: DbDep, user_id: int, body: UserUpdateIn) -> UserOut:
     return UserOut.of(user)
 
 
-async def _change_balance(db: DbDep, user_id: int, units: int, kind: str, note: str) -> BalanceChangeOut:
+async def _change_balance(db: Db, user_id: int, units: int, kind: str, note: str) -> BalanceChangeOut:
     # Write out this process's pending ledger entries first, so the balance checked is current.
     await db.state.accountant.bank.flush()
     async with db.write() as s:

@@ -1,0 +1,144 @@
+"""Per-channel health: rolling error rate and latency, a circuit breaker, in-flight counts.
+
+A channel whose recent requests keep failing is cooled down for a while (the breaker opens);
+after the cooldown one request (or the prober) may try it again: success closes the breaker,
+failure opens it again for twice as long (up to a cap). An upstream's `Retry-After` cools the
+channel for exactly that long. Everything here is in memory, per process: it is a routing hint,
+not a record (that is the usage log's `attempts`).
+"""
+
+from __future__ import annotations
+
+import time
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+WINDOW_SECONDS = 60.0
+
+
+@dataclass(slots=True)
+class _State:
+    samples: deque[tuple[float, bool, float]] = field(default_factory=deque)  # (when, ok, latency ms)
+    consecutive_failures: int = 0
+    cooldown_until: float = 0.0
+    cooldown_seconds: float = 0.0
+    trips: int = 0
+    inflight: int = 0
+    last_error: str = ""
+    last_error_at: float = 0.0
+
+
+class ChannelHealth:
+    def __init__(
+        self,
+        failure_threshold: int = 5,
+        error_rate: float = 0.5,
+        min_samples: int = 10,
+        base_cooldown: float = 30.0,
+        max_cooldown: float = 300.0,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.failure_threshold = failure_threshold
+        self.error_rate = error_rate
+        self.min_samples = min_samples
+        self.base_cooldown = base_cooldown
+        self.max_cooldown = max_cooldown
+        self._clock = clock
+        self._states: dict[int, _State] = {}
+
+    def _state(self, channel_id: int) -> _State:
+        state = self._states.get(channel_id)
+        if state is None:
+            state = self._states[channel_id] = _State()
+        return state
+
+    def _trim(self, state: _State, now: float) -> None:
+        while state.samples and now - state.samples[0][0] > WINDOW_SECONDS:
+            state.samples.popleft()
+
+    # --- routing ---------------------------------------------------------------------------
+    def available(self, channel_id: int) -> bool:
+        state = self._states.get(channel_id)
+        return state is None or self._clock() >= state.cooldown_until
+
+    def inflight(self, channel_id: int) -> int:
+        state = self._states.get(channel_id)
+        return state.inflight if state else 0
+
+    def begin(self, channel_id: int) -> None:
+        self._state(channel_id).inflight += 1
+
+    def end(self, channel_id: int) -> None:
+        state = self._state(channel_id)
+        state.inflight = max(0, state.inflight - 1)
+
+    # --- outcomes --------------------------------------------------------------------------
+    def success(self, channel_id: int, latency_ms: float) -> None:
+        state = self._state(channel_id)
+        now = self._clock()
+        state.samples.append((now, True, latency_ms))
+        self._trim(state, now)
+        state.consecutive_failures = 0
+        if state.trips and now >= state.cooldown_until:
+            state.trips = 0  # the breaker closes after a success past the cooldown
+            state.cooldown_seconds = 0.0
+
+    def failure(self, channel_id: int, latency_ms: float, error: str) -> None:
+        state = self._state(channel_id)
+        now = self._clock()
+        state.samples.append((now, False, latency_ms))
+        self._trim(state, now)
+        state.consecutive_failures += 1
+        state.last_error, state.last_error_at = error[:300], time.time()
+        failures = sum(1 for _, ok, _ in state.samples if not ok)
+        rate_tripped = (
+            len(state.samples) >= self.min_samples and failures / len(state.samples) >= self.error_rate
+        )
+        if state.consecutive_failures >= self.failure_threshold or rate_tripped:
+            self._trip(state, now)
+
+    def _trip(self, state: _State, now: float) -> None:
+        if now < state.cooldown_until:
+            return
+        state.trips += 1
+        state.cooldown_seconds = min(self.max_cooldown, self.base_cooldown * 2 ** (state.trips - 1))
+        state.cooldown_until = now + state.cooldown_seconds
+        state.consecutive_failures = 0
+        state.samples.clear()
+
+    def cool_for(self, channel_id: int, seconds: float, error: str) -> None:
+        """The upstream asked us to back off (Retry-After): honour it exactly."""
+        state = self._state(channel_id)
+        state.cooldown_until = max(state.cooldown_until, self._clock() + seconds)
+        state.last_error, state.last_error_at = error[:300], time.time()
+
+    def reset(self, channel_id: int) -> None:
+        self._states.pop(channel_id, None)
+
+    def cooling(self) -> list[int]:
+        now = self._clock()
+        return [cid for cid, s in self._states.items() if now < s.cooldown_until or s.trips]
+
+    def snapshot(self, channel_id: int) -> dict[str, Any]:
+        state = self._states.get(channel_id) or _State()
+        now = self._clock()
+        self._trim(state, now)
+        n = len(state.samples)
+        ok = [lat for _, good, lat in state.samples if good]
+        ok_sorted = sorted(ok)
+        return {
+            "requests_60s": n,
+            "error_rate_60s": round((n - len(ok)) / n, 3) if n else 0.0,
+            "latency_p50_ms": round(ok_sorted[len(ok_sorted) // 2], 1) if ok_sorted else None,
+            "latency_p99_ms": round(ok_sorted[min(len(ok_sorted) - 1, int(len(ok_sorted) * 0.99))], 1)
+            if ok_sorted
+            else None,
+            "inflight": state.inflight,
+            "breaker": "open" if now < state.cooldown_until else ("half-open" if state.trips else "closed"),
+            "cooldown_remaining_s": round(max(0.0, state.cooldown_until - now), 1),
+            "consecutive_failures": state.consecutive_failures,
+            "last_error": state.last_error,
+            "last_error_at": state.last_error_at or None,
+        }
