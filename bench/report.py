@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -11,7 +12,7 @@ from typing import Any
 from rich.console import Console
 from rich.table import Table
 
-from bench.load import Cell
+from bench.load import Cell, WrkResult
 
 MODES = ("non-stream", "stream")
 MB = 1024 * 1024
@@ -22,6 +23,8 @@ MIN_VS_LEAN = 0.8
 MAX_ADDED_P50_MS = 1.0
 MAX_TTFB_OVERHEAD_MS = 2.0
 MAX_RSS_MB = 150.0
+# A cell during which other processes used this much of the machine (in %) is disturbed.
+DISTURBED_PCT = 5.0
 
 
 @dataclass
@@ -68,6 +71,7 @@ class Check:
     target: str  # the threshold, as text
     value: str  # what was measured, as text
     passed: bool | None  # None: could not be evaluated (a peer is missing)
+    note: str = ""  # how disturbed the cells behind it were
 
     @property
     def verdict(self) -> str:
@@ -109,69 +113,121 @@ def _idle(t: TargetResult | None, mode: str, metric: str, key: str = "p50") -> f
     return None if value is None else float(value)
 
 
-def ratios(results: list[TargetResult], concurrencies: list[int]) -> dict[str, Any]:
+@dataclass
+class Ratio:
+    """One comparison of aitre with a peer, and how disturbed the two cells behind it were."""
+
+    key: str
+    value: float | None  # None: a side is missing
+    unit: str  # "x" (a ratio) or "ms" (a difference)
+    other_cpu: tuple[float | None, float | None] = (None, None)  # (aitre's cell, the peer's)
+
+    def shown(self) -> str:
+        if self.value is None:
+            return "missing"
+        return f"{self.value:.2f}x" if self.unit == "x" else f"{self.value:+.2f} ms"
+
+
+def _other(cell: Cell | None) -> float | None:
+    return cell.foreign_cpu_pct if cell is not None else None
+
+
+def ratios(results: list[TargetResult], concurrencies: list[int]) -> dict[str, Ratio]:
     """aitre's throughput over LiteLLM's and lean Python's, per mode and concurrency; aitre's
-    added latency and stream TTFB over direct. None where a side is missing."""
+    added latency and stream TTFB over direct, loaded and unloaded."""
     by = _by_name(results)
-    out: dict[str, Any] = {}
+    out: dict[str, Ratio] = {}
+
+    def add(key: str, value: float | None, unit: str, a: Cell | None = None, p: Cell | None = None) -> None:
+        out[key] = Ratio(key, value, unit, (_other(a), _other(p)))
+
     for peer in ("litellm", "lean"):
         for mode in MODES:
             for c in concurrencies:
-                a, p = _rps(_cell(by, "aitre", mode, c)), _rps(_cell(by, peer, mode, c))
-                out[f"aitre/{peer} rps {mode} c={c}"] = a / p if a is not None and p else None
+                ac, pc = _cell(by, "aitre", mode, c), _cell(by, peer, mode, c)
+                a, p = _rps(ac), _rps(pc)
+                add(f"aitre/{peer} rps {mode} c={c}", a / p if a is not None and p else None, "x", ac, pc)
     for mode in MODES:
         for c in concurrencies:
-            a, d = _p50(_cell(by, "aitre", mode, c)), _p50(_cell(by, "direct", mode, c))
-            out[f"aitre added p50 ms {mode} c={c}"] = a - d if a is not None and d is not None else None
+            ac, dc = _cell(by, "aitre", mode, c), _cell(by, "direct", mode, c)
+            a, d = _p50(ac), _p50(dc)
+            add(
+                f"aitre added p50 {mode} c={c}",
+                a - d if a is not None and d is not None else None,
+                "ms",
+                ac,
+                dc,
+            )
     for c in concurrencies:
+        ac, dc = _cell(by, "aitre", "stream", c), _cell(by, "direct", "stream", c)
         for key in ("p50", "p99"):
-            a = _ttfb(_cell(by, "aitre", "stream", c), key)
-            d = _ttfb(_cell(by, "direct", "stream", c), key)
-            out[f"aitre TTFB overhead {key} ms c={c}"] = a - d if a is not None and d is not None else None
+            a, d = _ttfb(ac, key), _ttfb(dc, key)
+            add(
+                f"aitre TTFB overhead {key} c={c}",
+                a - d if a is not None and d is not None else None,
+                "ms",
+                ac,
+                dc,
+            )
     for mode, metric in (("non-stream", "total_ms"), ("stream", "ttfb_ms")):
         a, d = _idle(by.get("aitre"), mode, metric), _idle(by.get("direct"), mode, metric)
         what = "p50" if mode == "non-stream" else "TTFB p50"
-        out[f"aitre added {what} ms {mode} unloaded"] = a - d if a is not None and d is not None else None
-    # The latency targets are set at c=8 (the lowest concurrency, if 8 was not run).
-    out["_low_concurrency"] = 8 if 8 in concurrencies else min(concurrencies)
+        add(f"aitre added {what} {mode} unloaded", a - d if a is not None and d is not None else None, "ms")
     return out
 
 
-def checks(results: list[TargetResult], concurrencies: list[int], r: dict[str, Any]) -> list[Check]:
+def low_concurrency(concurrencies: list[int]) -> int:
+    """The latency targets are set at c=8 (the lowest concurrency, if 8 was not run)."""
+    return 8 if 8 in concurrencies else min(concurrencies)
+
+
+def _disturbance(r: Ratio, peer: str) -> str:
+    a, p = r.other_cpu
+    if a is None and p is None:
+        return ""
+    text = f"other CPU: aitre {_fmt(a, 0)}%, {peer} {_fmt(p, 0)}%"
+    return text + (" (disturbed)" if max(a or 0, p or 0) >= DISTURBED_PCT else "")
+
+
+def checks(results: list[TargetResult], concurrencies: list[int], r: dict[str, Ratio]) -> list[Check]:
     by = _by_name(results)
     aitre = by.get("aitre")
-    low = r["_low_concurrency"]
+    low = low_concurrency(concurrencies)
     out: list[Check] = []
+
+    def add(name: str, target: str, ratio: Ratio, ok: bool | None, peer: str) -> None:
+        out.append(Check(name, target, ratio.shown(), ok, _disturbance(ratio, peer)))
+
     for peer, floor, label in (("litellm", MIN_VS_LITELLM, "LiteLLM"), ("lean", MIN_VS_LEAN, "lean Python")):
         for mode in MODES:
             for c in concurrencies:
-                v = r[f"aitre/{peer} rps {mode} c={c}"]
-                out.append(
-                    Check(
-                        f"throughput vs {label}, {mode}, c={c}",
-                        f">= {floor:g}x",
-                        "missing" if v is None else f"{v:.2f}x",
-                        None if v is None else v >= floor,
-                    )
+                ratio = r[f"aitre/{peer} rps {mode} c={c}"]
+                v = ratio.value
+                add(
+                    f"throughput vs {label}, {mode}, c={c}",
+                    f">= {floor:g}x",
+                    ratio,
+                    _cmp(v, floor, True),
+                    peer,
                 )
     for mode in MODES:
-        v = r[f"aitre added p50 ms {mode} c={low}"]
-        out.append(
-            Check(
-                f"added p50 latency over direct, {mode}, c={low}",
-                f"<= {MAX_ADDED_P50_MS:g} ms",
-                "missing" if v is None else f"{v:.2f} ms",
-                None if v is None else v <= MAX_ADDED_P50_MS,
-            )
+        ratio = r[f"aitre added p50 {mode} c={low}"]
+        ok = _cmp(ratio.value, MAX_ADDED_P50_MS, False)
+        add(
+            f"added p50 latency over direct, {mode}, c={low}",
+            f"<= {MAX_ADDED_P50_MS:g} ms",
+            ratio,
+            ok,
+            "direct",
         )
-    v = r[f"aitre TTFB overhead p50 ms c={low}"]
-    out.append(
-        Check(
-            f"stream TTFB overhead over direct (p50), c={low}",
-            f"<= {MAX_TTFB_OVERHEAD_MS:g} ms",
-            "missing" if v is None else f"{v:.2f} ms",
-            None if v is None else v <= MAX_TTFB_OVERHEAD_MS,
-        )
+    ratio = r[f"aitre TTFB overhead p50 c={low}"]
+    ok = _cmp(ratio.value, MAX_TTFB_OVERHEAD_MS, False)
+    add(
+        f"stream TTFB overhead over direct (p50), c={low}",
+        f"<= {MAX_TTFB_OVERHEAD_MS:g} ms",
+        ratio,
+        ok,
+        "direct",
     )
     for name in ("aitre", "aitre-w2"):
         t = by.get(name)
@@ -195,6 +251,12 @@ def checks(results: list[TargetResult], concurrencies: list[int], r: dict[str, A
         )
     )
     return out
+
+
+def _cmp(value: float | None, bound: float, at_least: bool) -> bool | None:
+    if value is None:
+        return None
+    return value >= bound if at_least else value <= bound
 
 
 def results_table(results: list[TargetResult]) -> Table:
@@ -258,35 +320,29 @@ def idle_table(results: list[TargetResult]) -> Table:
     return t
 
 
-def ratios_table(r: dict[str, Any]) -> Table:
+def ratios_table(r: dict[str, Ratio]) -> Table:
     t = Table(title="aitre against its peers")
     t.add_column("measure")
     t.add_column("value", justify="right")
-    for key, value in r.items():
-        if key.startswith("_"):
-            continue
-        if value is None:
-            shown = "missing"
-        elif "rps" in key:
-            shown = f"{value:.2f}x"
-        else:
-            shown = f"{value:+.2f} ms"
-        t.add_row(key, shown)
+    t.add_column("other CPU % (aitre / peer)", justify="right")
+    for ratio in r.values():
+        a, p = ratio.other_cpu
+        t.add_row(ratio.key, ratio.shown(), "" if a is None and p is None else f"{_fmt(a, 0)} / {_fmt(p, 0)}")
     return t
 
 
 def checks_table(items: list[Check]) -> Table:
     t = Table(title="targets")
-    for col in ("check", "target", "measured", "verdict"):
+    for col in ("check", "target", "measured", "verdict", "note"):
         t.add_column(col)
     colour = {"PASS": "green", "FAIL": "red", "N/A": "yellow"}
     for c in items:
-        t.add_row(c.name, c.target, c.value, f"[{colour[c.verdict]}]{c.verdict}[/]")
+        t.add_row(c.name, c.target, c.value, f"[{colour[c.verdict]}]{c.verdict}[/]", c.note)
     return t
 
 
 def print_report(
-    console: Console, results: list[TargetResult], r: dict[str, Any], items: list[Check], notes: list[str]
+    console: Console, results: list[TargetResult], r: dict[str, Ratio], items: list[Check], notes: list[str]
 ) -> None:
     console.print(results_table(results))
     console.print(
@@ -307,7 +363,7 @@ def write_json(
     out_dir: Path,
     meta: dict[str, Any],
     results: list[TargetResult],
-    r: dict[str, Any],
+    r: dict[str, Ratio],
     items: list[Check],
     *,
     latest: bool = True,
@@ -318,9 +374,13 @@ def write_json(
     doc = {
         "meta": meta,
         "targets": [res.to_json() for res in results],
-        "ratios": {k: v for k, v in r.items() if not k.startswith("_")},
+        "ratios": {
+            k: {"value": v.value, "unit": v.unit, "other_cpu_pct_aitre_peer": list(v.other_cpu)}
+            for k, v in r.items()
+        },
         "checks": [
-            {"check": c.name, "target": c.target, "measured": c.value, "verdict": c.verdict} for c in items
+            {"check": c.name, "target": c.target, "measured": c.value, "verdict": c.verdict, "note": c.note}
+            for c in items
         ],
     }
     text = json.dumps(doc, indent=2)
@@ -330,3 +390,48 @@ def write_json(
     if latest:
         (out_dir / "latest.json").write_text(text)
     return path
+
+
+def load_json(path: Path) -> tuple[dict[str, Any], list[TargetResult]]:
+    """A results file back into objects, to print its report again."""
+    doc = json.loads(path.read_text())
+    results: list[TargetResult] = []
+    for t in doc["targets"]:
+        cells = []
+        for c in t["cells"]:
+            fields = {k: v for k, v in c.items() if k != "errors"}
+            wrk = fields.pop("wrk")
+            cells.append(Cell(**fields, wrk=WrkResult(**wrk) if wrk else None))
+        results.append(
+            TargetResult(
+                t["name"],
+                t["label"],
+                t["status"],
+                t["reason"],
+                t["cores"],
+                t["rss_bytes"],
+                t["versions"],
+                cells,
+                t.get("idle", {}),
+            )
+        )
+    return doc["meta"], results
+
+
+def main() -> None:
+    """`python -m bench.report [bench/results/latest.json]`: print a saved run's report again."""
+    path = Path(sys.argv[1]) if len(sys.argv) > 1 else Path(__file__).parent / "results" / "latest.json"
+    meta, results = load_json(path)
+    concurrencies = list(meta["options"]["concurrency"])
+    r = ratios(results, concurrencies)
+    print_report(
+        Console(width=None if sys.stdout.isatty() else 150),
+        results,
+        r,
+        checks(results, concurrencies, r),
+        list(meta.get("notes", [])),
+    )
+
+
+if __name__ == "__main__":
+    main()

@@ -27,14 +27,12 @@ from rich.console import Console
 from bench import nginx, preflight, report
 from bench.load import Cell, finish_probe, run_wrk, start_probe, write_script
 from bench.procs import ForeignCpu, StartError, Supervisor, free_port, wait_healthy, wait_until_quiet
-from bench.report import TargetResult
+from bench.report import DISTURBED_PCT, TargetResult
 from bench.targets import TARGETS, Context, Endpoint, TargetSpec, Unavailable, verify
 
 REPO = Path(__file__).resolve().parent.parent
 BENCH = REPO / "bench"
 # Rich would wrap the table at 80 columns when piped to a file or a CI log.
-# A cell during which other processes used this much of the machine (in %) is disturbed.
-BUSY_PCT = 5.0
 console = Console(width=None if sys.stdout.isatty() else 150)
 
 
@@ -62,7 +60,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         "--busy-retries",
         type=int,
         default=1,
-        help=f"measure a cell again (this many times at most) when other jobs used >= {BUSY_PCT:g}%% "
+        help=f"measure a cell again (this many times at most) when other jobs used >= {DISTURBED_PCT:g}%% "
         "of the machine during it, keeping the least disturbed attempt [1; 0 with --quick]",
     )
     ap.add_argument("--results-dir", type=Path, default=BENCH / "results")
@@ -205,7 +203,7 @@ def measure_target(ctx: Context, spec: TargetSpec, args: argparse.Namespace, res
                 # On a shared machine another job can land in the middle of a cell; measure it
                 # again (up to --busy-retries times) and keep the least disturbed attempt.
                 for _ in range(args.busy_retries):
-                    if (cell.foreign_cpu_pct or 0) < BUSY_PCT:
+                    if (cell.foreign_cpu_pct or 0) < DISTURBED_PCT:
                         break
                     say(f"{spec.name} {cell.mode} c={c}: other jobs used {cell.foreign_cpu_pct}%; again")
                     again = measure_cell(ctx, ep, spec, stream, c, args)
@@ -307,11 +305,11 @@ def run(args: argparse.Namespace) -> int:
         f"{c.target} {c.mode} c={c.concurrency}"
         for r in results
         for c in r.cells
-        if c.foreign_cpu_pct is not None and c.foreign_cpu_pct >= BUSY_PCT
+        if c.foreign_cpu_pct is not None and c.foreign_cpu_pct >= DISTURBED_PCT
     ]
     if busy_cells:
         notes.append(
-            f"other processes used >= {BUSY_PCT:g}% of the machine during: "
+            f"other processes used >= {DISTURBED_PCT:g}% of the machine during: "
             + ", ".join(busy_cells)
             + " (those numbers are pessimistic; rerun on a quiet machine)"
         )

@@ -11,7 +11,7 @@ import openai
 import pytest
 
 from tests.support.clients import client
-from tests.support.processes import Gateway, Simulator, free_port
+from tests.support.processes import Gateway, Simulator, channel_spec, free_port
 
 FAULTS = {
     "fault-500": "status=500",
@@ -31,11 +31,12 @@ def gw(simulator: Simulator, tmp_path_factory: pytest.TempPathFactory) -> Iterat
         AITRE_FIRST_BYTE_TIMEOUT="1",
         AITRE_IDLE_TIMEOUT="1",
     )
-    for model, spec in FAULTS.items():
-        g.add_channel(model, f"{simulator.url}/f/{spec}/v1", model, "--map", f"{model}=gpt-4o-mini")
-    g.cli("price", "set", "*", "--input", "1", "--output", "2")
-    g.add_channel("healthy", f"{simulator.url}/v1", "gpt-4o-mini")
-    g.add_channel("refused", f"http://127.0.0.1:{free_port()}/v1", "fault-refused")
+    channels = [
+        channel_spec(m, f"{simulator.url}/f/{spec}/v1", m, "gpt-4o-mini") for m, spec in FAULTS.items()
+    ]
+    channels.append(channel_spec("healthy", f"{simulator.url}/v1", "gpt-4o-mini"))
+    channels.append(channel_spec("refused", f"http://127.0.0.1:{free_port()}/v1", "fault-refused"))
+    g.apply({"prices": {"*": {"input_per_1m": "1", "output_per_1m": "2"}}, "channels": channels})
     g.start()
     yield g
     g.stop()

@@ -36,7 +36,6 @@ from aitre.media.store import MediaStore
 from aitre.relay.upstream import Upstream
 from aitre.secrets import SecretBox, load_or_create_key
 from aitre.security.ssrf import AddressPolicy
-from aitre.simulator.app import create_simulator_app
 from aitre.state import AppState
 from aitre.store.db import make_engine, make_sessionmaker
 from aitre.store.migrate import upgrade_to_head
@@ -146,6 +145,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                 return []
             return [c.secret for c in state.catalog.router.channels if c.type == "simulator" and c.secret]
 
+        from aitre.simulator.app import create_simulator_app  # media libraries: only when mounted
+
         sim_app = create_simulator_app(keys=simulator_keys)
         app.mount("/sim", sim_app)
     app.add_middleware(RequestIdMiddleware)
@@ -168,12 +169,10 @@ async def _start_state(settings: Settings) -> AppState:
     bank.start()
     catalog.on_change.append(bank.reload)
     tokenizer = Tokenizer()
-    # Build both encodings (about half a second) before serving, in a thread: a request that had
-    # to wait for them would block the event loop for everyone.
-    await asyncio.gather(
-        asyncio.to_thread(tokenizer.count, "warm up", "gpt-4o"),
-        asyncio.to_thread(tokenizer.count, "warm up", "gpt-4"),
-    )
+    # Build the encoding of current models (about half a second) before serving, in a thread: a
+    # request that had to wait for it would block the event loop for everyone. (cl100k_base, for
+    # older models, is built on first use.)
+    await asyncio.to_thread(tokenizer.count, "warm up", "gpt-4o")
     health = ChannelHealth(
         failure_threshold=settings.breaker_failures,
         error_rate=settings.breaker_error_rate,

@@ -8,6 +8,7 @@ counting never fails. Counting is only needed when an upstream sends no usage.
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import gzip
 import hashlib
@@ -82,6 +83,9 @@ def _tiktoken_counter(name: str) -> Counter:
     enc = tiktoken.Encoding(
         name=name, pat_str=_PAT[name], mergeable_ranks=_bpe_ranks(name), special_tokens=_SPECIAL[name]
     )
+    # The Rust core has its own copy; the Python-side table (about 30 MB) is only used for
+    # decoding helpers we never call.
+    enc._mergeable_ranks = {}
     return lambda text: len(enc.encode(text, disallowed_special=()))
 
 
@@ -127,6 +131,12 @@ class Tokenizer:
                 log.warning("token counter %s for %s unavailable: %s", loader.__name__, encoding, exc)
         self.backend[encoding] = "estimate"
         return estimate_tokens
+
+    async def ready(self, model: str) -> None:
+        """Build the model's encoding in a thread if needed, so counting never blocks the loop."""
+        encoding = encoding_for_model(model)
+        if encoding not in self._counters:
+            await asyncio.to_thread(self.counter, encoding)
 
     def count(self, text: str, model: str = "") -> int:
         if not text:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import httpx
+
 from tests.support.processes import Gateway, wait_until
 
 
@@ -35,5 +37,10 @@ def consistent(gw: Gateway, username: str) -> bool:
 
 
 def new_user_key(gw: Gateway, username: str, quota: int) -> str:
-    gw.cli("user", "create", username, "--quota", str(quota))
-    return gw.cli("token", "create", "--user", username, "-q").stdout.strip()
+    """A new user with `quota` units and a key for it, through the admin API."""
+    admin = {"Authorization": f"Bearer {gw.admin_key}"}
+    user = httpx.post(f"{gw.url}/api/admin/users", json={"username": username, "quota": quota}, headers=admin)
+    assert user.status_code == 201, user.text
+    key = httpx.post(f"{gw.url}/api/admin/keys", json={"user_id": user.json()["id"]}, headers=admin)
+    assert key.status_code == 201, key.text
+    return str(key.json()["key"])

@@ -13,9 +13,8 @@ import httpx
 import pytest
 
 from tests.billing.helpers import balance, ledger_sum, new_user_key
-from tests.support.processes import Gateway, Simulator, wait_until
+from tests.support.processes import Gateway, Simulator, channel_spec, wait_until
 
-PRICE = ("--input", "1000", "--output", "2000")
 START = 50_000_000
 
 
@@ -59,11 +58,11 @@ def test_sigkill_mid_flight_reconciles(simulator: Simulator, tmp_path: Path) -> 
         AITRE_LOG_FLUSH_SECONDS="5",
         AITRE_LEDGER_FLUSH_SECONDS="5",
     )
-    gw.cli("price", "set", "*", *PRICE)
-    gw.add_channel(
-        "slow", f"{simulator.url}/f/chunk_delay=0.5/v1", "slow-model", "--map", "slow-model=gpt-4o-mini"
-    )
-    gw.add_channel("fast", f"{simulator.url}/v1", "fast-model", "--map", "fast-model=gpt-4o-mini")
+    channels = [
+        channel_spec("slow", f"{simulator.url}/f/chunk_delay=0.5/v1", "slow-model", "gpt-4o-mini"),
+        channel_spec("fast", f"{simulator.url}/v1", "fast-model", "gpt-4o-mini"),
+    ]
+    gw.apply({"prices": {"*": {"input_per_1m": "1000", "output_per_1m": "2000"}}, "channels": channels})
     gw.start()
     try:
         key = new_user_key(gw, "victim", START)

@@ -10,10 +10,10 @@ import httpx
 import pytest
 
 from tests.billing.helpers import balance, consistent, new_user_key, wait_settled
-from tests.support.processes import Gateway, Simulator, wait_until
+from tests.support.processes import Gateway, Simulator, channel_spec, wait_until
 
 # 500 units per input token, 1000 per output token: costs are exact small integers.
-PRICE = ("--input", "1000", "--output", "2000")
+PRICE = {"input_per_1m": "1000", "output_per_1m": "2000"}
 START = 10_000_000
 PROMPT_TOKENS = 9  # "user", "\n", "hi" + OpenAI's framing
 
@@ -23,16 +23,13 @@ def gw(simulator: Simulator, tmp_path_factory: pytest.TempPathFactory) -> Iterat
     g = Gateway(
         tmp_path_factory.mktemp("refunds"), AITRE_SIMULATOR_ENABLED="false", AITRE_FIRST_BYTE_TIMEOUT="1"
     )
-    g.cli("price", "set", "*", *PRICE)
-    g.cli("price", "set", "gpt-4o-mini", *PRICE)  # it has a shipped price; override it
-    for model, spec in {
-        "m-500": "status=500",
-        "m-hang": "hang",
-        "m-trunc": "truncate=3",
-        "m-slow": "chunk_delay=0.2",
-    }.items():
-        g.add_channel(model, f"{simulator.url}/f/{spec}/v1", model, "--map", f"{model}=gpt-4o-mini")
-    g.add_channel("ok", f"{simulator.url}/v1", "gpt-4o-mini")
+    faults = {"m-500": "status=500", "m-hang": "hang", "m-trunc": "truncate=3", "m-slow": "chunk_delay=0.2"}
+    channels = [
+        channel_spec(m, f"{simulator.url}/f/{spec}/v1", m, "gpt-4o-mini") for m, spec in faults.items()
+    ]
+    channels.append(channel_spec("ok", f"{simulator.url}/v1", "gpt-4o-mini"))
+    # gpt-4o-mini has a shipped price: override it too.
+    g.apply({"prices": {"*": PRICE, "gpt-4o-mini": PRICE}, "channels": channels})
     g.start()
     yield g
     g.stop()

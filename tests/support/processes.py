@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import signal
 import socket
@@ -190,6 +191,12 @@ class Gateway:
         rows: list[sqlite3.Row] = wait_until(lambda: self.logs_for(request_id), timeout)
         return rows[-1]
 
+    def apply(self, config: dict[str, Any]) -> None:
+        """Set up channels, prices and groups in one CLI call (`aitre apply`)."""
+        path = self.workdir / f"apply-{time.monotonic_ns()}.json"
+        path.write_text(json.dumps(config))
+        self.cli("apply", str(path))
+
     def add_channel(self, name: str, base_url: str, models: str, *extra: str) -> None:
         self.cli("channel", "add", name, "--base-url", base_url, "--models", models, *extra)
 
@@ -201,3 +208,21 @@ def running(*procs: Gateway | Simulator) -> Iterator[None]:
     finally:
         for p in procs:
             p.stop()
+
+
+def channel_spec(
+    name: str, base_url: str, model: str, upstream: str | None = None, priority: int = 0, **config: Any
+) -> dict[str, Any]:
+    """One channel for `Gateway.apply`: serves `model`, sent upstream as `upstream`."""
+    spec: dict[str, Any] = {
+        "name": name,
+        "type": "openai",
+        "base_url": base_url,
+        "models": [model],
+        "priority": priority,
+    }
+    if upstream:
+        spec["model_mapping"] = {model: upstream}
+    if config:
+        spec["config"] = config
+    return spec

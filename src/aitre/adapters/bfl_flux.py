@@ -30,20 +30,6 @@ if TYPE_CHECKING:
     from aitre.relay.streaming import StreamResponse
     from aitre.state import AppState
 
-BFL_MODELS = (
-    "flux",
-    "flux-dev",
-    "flux-pro",
-    "flux-pro-1.1",
-    "flux-pro-1.1-ultra",
-    "flux-kontext-pro",
-    "flux-kontext-max",
-    "flux-schnell",
-    "flux-2-pro",
-    "flux-2-max",
-    "flux-2-flex",
-)
-DEFAULT_FLUX_MAPPING = {"flux": "flux-dev"}
 # Models that take an aspect ratio instead of a width and height.
 _ASPECT_MODELS = ("flux-pro-1.1-ultra", "flux-kontext-pro", "flux-kontext-max")
 _ASPECTS = ("1:1", "16:9", "9:16", "3:2", "2:3", "4:3", "3:4", "4:5", "5:4", "21:9", "9:21")
@@ -154,7 +140,7 @@ class BflAdapter:
             note_attempt(job, channel, 0, (time.perf_counter() - t0) * 1000, failure.message)
             raise Retryable(error_from_failure(failure)) from failure
         if resp.status >= 400:
-            error = error_from_status(resp.status, raw, dict(resp.headers))
+            error = error_from_status(resp.status, raw, {k.lower(): v for k, v in resp.headers.items()})
             note_attempt(job, channel, resp.status, (time.perf_counter() - t0) * 1000, error.message)
             if resp.status in RETRYABLE_STATUS or resp.status in (401, 402, 403):
                 raise Retryable(error)

@@ -106,6 +106,7 @@ class Accountant:
         if price is None:
             raise not_priced(job.model)
         size, quality = _image_options(job)
+        await self.tokenizer.ready(job.model)
         usage = self.estimate(job, image_chat)
         tokens = usage.prompt_tokens + usage.completion_tokens
         wait = self.limiter.admit(caller.token_id, caller.rpm, caller.tpm, tokens)

@@ -111,10 +111,13 @@ class LocalBank:
 
     # --- balances ------------------------------------------------------------------------------
     async def _ensure_loaded(self, user_id: int, token_id: int | None) -> None:
-        if user_id not in self._balances:
-            await self._load_once(("user", user_id), self._load_user(user_id))
-        if token_id is not None and token_id not in self._tokens:
-            await self._load_once(("token", token_id), self._load_token(token_id))
+        # A `reload` may drop the caches while we await a load: loop until both are present at
+        # once; the caller then uses them without awaiting in between.
+        while user_id not in self._balances or (token_id is not None and token_id not in self._tokens):
+            if user_id not in self._balances:
+                await self._load_once(("user", user_id), self._load_user(user_id))
+            if token_id is not None and token_id not in self._tokens:
+                await self._load_once(("token", token_id), self._load_token(token_id))
 
     async def _load_once(self, key: tuple[str, int], loader: Any) -> None:
         """One database read per account, however many requests arrive for it at once."""

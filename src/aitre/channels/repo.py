@@ -7,7 +7,7 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from aitre.adapters.bfl_flux import BFL_MODELS, DEFAULT_FLUX_MAPPING
+from aitre.adapters.bfl_models import BFL_MODELS, DEFAULT_FLUX_MAPPING
 from aitre.channels.model import CHANNEL_TYPES, ChannelInfo
 from aitre.secrets import SecretBox
 from aitre.simulator import catalog as sim_catalog

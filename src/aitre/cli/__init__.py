@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import typer
 
-from aitre.cli import channels, config, groups, logs, prices, redeem, serve, tokens, users
+from aitre.cli import apply, channels, config, groups, logs, prices, redeem, serve, tokens, users
 
 app = typer.Typer(
     name="aitre",
@@ -18,6 +18,7 @@ app.command("serve", help="Run the gateway (migrates the database and bootstraps
 )
 app.command("simulator", help="Run the simulator: a fake upstream with fault injection.")(serve.simulator)
 app.command("migrate", help="Apply database migrations and exit.")(serve.migrate)
+app.command("apply", help="Add or update channels, prices and groups from a TOML or JSON file.")(apply.apply)
 app.add_typer(
     channels.app, name="channel", help="Upstream channels: add, list, update, delete, enable, disable."
 )

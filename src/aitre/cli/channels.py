@@ -8,8 +8,8 @@ from typing import Annotated, Any
 import typer
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from aitre.api.admin.channel_store import delete_channel, secret_hint, update_channel
 from aitre.channels import repo
+from aitre.channels.edits import delete_channel, secret_hint, update_channel
 from aitre.channels.model import CHANNEL_TYPES
 from aitre.cli.common import JsonOption, console, run_db, split_csv, table
 from aitre.cli.tokens import parse_mapping

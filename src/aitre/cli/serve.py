@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import signal
 from typing import Annotated
 
 import typer
@@ -45,6 +46,7 @@ def serve(
         )
         console.print(Panel(body, title="aitre first start", expand=False))
     console.print(f"aitre listening on {base} (OpenAI base URL: {base}/v1)")
+    _exit_cleanly_on_signals()
     uvicorn.run(
         "aitre.app:create_app",
         factory=True,
@@ -58,6 +60,14 @@ def serve(
         timeout_graceful_shutdown=int(s.shutdown_grace_seconds),
         lifespan="on",
     )
+
+
+def _exit_cleanly_on_signals() -> None:
+    """uvicorn shuts down gracefully on SIGTERM/SIGINT, then re-raises the signal with the
+    handlers that were there before it started. Make those no-ops, so that a clean shutdown
+    ends with exit code 0 (what process managers expect), not "killed by SIGTERM"."""
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, lambda *_: None)
 
 
 def simulator(

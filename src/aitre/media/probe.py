@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import io
 
-import av
-
 
 class UnreadableMedia(ValueError):
     pass
@@ -16,6 +14,8 @@ def audio_duration(data: bytes) -> float:
 
     Blocking (it decodes when the container has no duration): call it in a thread.
     """
+    import av  # only transcription needs it; keeps PyAV out of a gateway that never probes audio
+
     try:
         with av.open(io.BytesIO(data), mode="r") as container:
             streams = container.streams.audio

@@ -62,7 +62,7 @@ def upstream_message(body: bytes) -> str:
 
 def error_from_status(status: int, body: bytes, headers: dict[str, str] | None = None) -> ApiError:
     message = upstream_message(body)
-    if upstream_code(body) in ACCOUNT_DEAD_CODES:
+    if status not in CHANNEL_AUTH_STATUS and upstream_code(body) in ACCOUNT_DEAD_CODES:
         return ApiError(
             502,
             f"The upstream account behind this gateway cannot serve requests ({message}).",

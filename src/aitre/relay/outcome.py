@@ -80,8 +80,15 @@ def finish(
     state.recorder.record(**row)
 
 
+_INLINE_COUNT_CHARS = 64 * 1024
+
+
 async def count_usage(state: AppState, job: RelayJob, completion_text: str) -> Usage:
-    """Tokens the upstream did not report, counted with tiktoken off the event loop."""
+    """Tokens the upstream did not report, counted with tiktoken.
+
+    Short texts are counted inline (microseconds; the encoding was built at admission): the
+    books must close even in a task being cancelled at shutdown. Long ones go to a thread.
+    """
 
     def count() -> Usage:
         return Usage(
@@ -90,5 +97,8 @@ async def count_usage(state: AppState, job: RelayJob, completion_text: str) -> U
             estimated=True,
         )
 
-    counted = await asyncio.to_thread(count)
+    if len(completion_text) < _INLINE_COUNT_CHARS:
+        counted = count()
+    else:
+        counted = await asyncio.to_thread(count)
     return job.known_units.merged(counted)

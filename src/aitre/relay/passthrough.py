@@ -69,7 +69,7 @@ async def send(
         body = b""
     finally:
         resp.release()
-    error = error_from_status(resp.status, body, dict(resp.headers))
+    error = error_from_status(resp.status, body, {k.lower(): v for k, v in resp.headers.items()})
     note_attempt(job, channel, resp.status, _ms(t0), error.message)
     if resp.status in RETRYABLE_STATUS or resp.status in (401, 402, 403) or error.code in CHANNEL_DEAD:
         raise Retryable(error)

@@ -167,7 +167,8 @@ class StreamResponse:
             await send({"type": "http.response.body", "body": self._first, "more_body": True})
             outcome = await self._pump(send)
         except asyncio.CancelledError:
-            if not self._client_gone:
+            if not self._client_gone:  # the server is stopping and its grace period ran out
+                outcome = StreamOutcome(status=503, error="stream cut: the gateway was shutting down")
                 raise
             task.uncancel()
             outcome = StreamOutcome(status=499, error="client disconnected", client_gone=True)

@@ -1,14 +1,32 @@
-"""Apply Alembic migrations programmatically (on `aitre serve` and on every CLI command)."""
+"""Apply Alembic migrations (on `aitre serve` and on every CLI command that touches the database).
+
+Alembic itself is only imported when the database is behind: the newest revision is read from
+the migration files' text and compared with the database's `alembic_version`, so an up-to-date
+database costs one query, not Alembic's import time (and memory in a long-running server).
+"""
 
 from __future__ import annotations
 
-from alembic import command
-from alembic.config import Config
+import re
+from functools import cache
+from importlib import resources
+from typing import TYPE_CHECKING
+
+from sqlalchemy import text
 from sqlalchemy.engine import Connection
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncEngine
+
+if TYPE_CHECKING:
+    from alembic.config import Config
+
+_REV = re.compile(r"^revision(?::[^=]*)?=\s*['\"]([^'\"]+)['\"]", re.M)
+_DOWN = re.compile(r"^down_revision(?::[^=]*)?=\s*['\"]([^'\"]+)['\"]", re.M)
 
 
 def alembic_config(url: str = "") -> Config:
+    from alembic.config import Config
+
     cfg = Config()
     cfg.set_main_option("script_location", "aitre.store:migrations")
     if url:
@@ -16,12 +34,42 @@ def alembic_config(url: str = "") -> Config:
     return cfg
 
 
+@cache
+def head_revision() -> str:
+    """The newest revision: the one no other revision names as its parent."""
+    revisions, parents = set(), set()
+    for entry in resources.files("aitre.store.migrations.versions").iterdir():
+        if entry.name.endswith(".py") and not entry.name.startswith("__"):
+            source = entry.read_text()
+            if m := _REV.search(source):
+                revisions.add(m.group(1))
+            if m := _DOWN.search(source):
+                parents.add(m.group(1))
+    heads = revisions - parents
+    if len(heads) != 1:
+        raise RuntimeError(f"migrations must have exactly one head, found {sorted(heads)}")
+    return heads.pop()
+
+
 def _upgrade(conn: Connection) -> None:
+    from alembic import command
+
     cfg = alembic_config()
     cfg.attributes["connection"] = conn
     command.upgrade(cfg, "head")
 
 
+async def current_revision(engine: AsyncEngine) -> str | None:
+    try:
+        async with engine.connect() as conn:
+            value = await conn.scalar(text("SELECT version_num FROM alembic_version"))
+            return str(value) if value is not None else None
+    except DBAPIError:  # no such table yet: an empty database
+        return None
+
+
 async def upgrade_to_head(engine: AsyncEngine) -> None:
+    if await current_revision(engine) == head_revision():
+        return
     async with engine.begin() as conn:
         await conn.run_sync(_upgrade)

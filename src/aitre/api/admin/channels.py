@@ -7,16 +7,16 @@ from typing import Any
 from fastapi import APIRouter
 from pydantic import BaseModel, ConfigDict, Field
 
-from aitre.api.admin.channel_store import (
+from aitre.api.admin.schemas import Deleted, ListOf
+from aitre.api.deps import Db, DbDep
+from aitre.channels import repo
+from aitre.channels.edits import (
     check_name_free,
     delete_channel,
     get_channel,
     secret_hint,
     update_channel,
 )
-from aitre.api.admin.schemas import Deleted, ListOf
-from aitre.api.deps import Db, DbDep
-from aitre.channels import repo
 from aitre.channels.model import CHANNEL_TYPES
 from aitre.secrets import SecretBox
 from aitre.store.models import Channel
