@@ -97,11 +97,23 @@ async def test_soak_with_random_faults(tmp_path: Path) -> None:
 
         # Every request is logged, every reservation ended exactly once, the ledger adds up.
         wait_until(lambda: gw.sql("SELECT COUNT(*) FROM usage_logs")[0][0] >= total, timeout=30)
-        holds = gw.sql(
-            "SELECT hold_id, SUM(kind = 'reserve') AS r, SUM(kind IN ('settle', 'refund')) AS t "
-            "FROM ledger WHERE hold_id LIKE 'req_%' GROUP BY hold_id"
-        )
-        assert holds and all(h["r"] == 1 and h["t"] == 1 for h in holds)
+
+        def unended() -> list[tuple[str, int, int]]:
+            holds = gw.sql(
+                "SELECT hold_id, SUM(kind = 'reserve') AS r, SUM(kind IN ('settle', 'refund')) AS t "
+                "FROM ledger WHERE hold_id LIKE 'req_%' GROUP BY hold_id"
+            )
+            assert holds
+            return [(h["hold_id"], h["r"], h["t"]) for h in holds if not (h["r"] == 1 and h["t"] == 1)]
+
+        try:
+            wait_until(lambda: not unended(), timeout=10)
+        except AssertionError:
+            bad = unended()[:5]
+            logs = [
+                dict(r) for h in bad for r in gw.sql("SELECT * FROM usage_logs WHERE request_id = ?", (h[0],))
+            ]
+            raise AssertionError(f"reservations not ended exactly once: {bad}; their logs: {logs}") from None
         charged = gw.sql("SELECT COALESCE(SUM(quota), 0) FROM usage_logs")[0][0]
         wait_until(lambda: balance(gw, "soaker") == start - charged, timeout=10)
         assert ledger_sum(gw, "soaker") == balance(gw, "soaker")

@@ -7,6 +7,7 @@ An adapter runs one attempt of a job on one channel. It returns the client's res
 
 from __future__ import annotations
 
+from decimal import Decimal
 from typing import TYPE_CHECKING, Protocol
 
 from aitre.errors import ApiError
@@ -37,4 +38,8 @@ class Adapter(Protocol):
 
     async def probe(self, state: AppState, channel: ChannelInfo) -> bool:
         """A cheap request that succeeds only if the channel can serve again."""
+        ...
+
+    async def balance(self, state: AppState, channel: ChannelInfo) -> Decimal | None:
+        """USD left on the upstream account, where the upstream tells (else None)."""
         ...

@@ -11,6 +11,7 @@ import asyncio
 import base64
 import math
 import time
+from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
 import orjson
@@ -93,6 +94,9 @@ class BflAdapter:
         return Response(
             orjson.dumps(answer), media_type="application/json", headers={"x-request-id": job.request_id}
         )
+
+    async def balance(self, state: AppState, channel: ChannelInfo) -> Decimal | None:
+        return None  # BFL reports no balance through its API
 
     async def probe(self, state: AppState, channel: ChannelInfo) -> bool:
         # An unknown id is answered 200 "Task not found" with a valid key, 401/403 without.

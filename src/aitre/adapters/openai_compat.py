@@ -6,11 +6,13 @@ streams we bill); the answer is passed through (`relay.passthrough`).
 
 from __future__ import annotations
 
+from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
 import aiohttp
 import orjson
 
+from aitre.adapters.balance import dashboard_balance
 from aitre.relay import passthrough
 from aitre.relay.job import UploadedFile
 from aitre.relay.upstream import UpstreamRequest, answers
@@ -65,6 +67,9 @@ class OpenAICompatAdapter:
         self, state: AppState, job: RelayJob, channel: ChannelInfo
     ) -> Response | StreamResponse:
         return await passthrough.execute(state, job, channel, self.build(channel, job))
+
+    async def balance(self, state: AppState, channel: ChannelInfo) -> Decimal | None:
+        return await dashboard_balance(state, channel)
 
     async def probe(self, state: AppState, channel: ChannelInfo) -> bool:
         headers = {"Authorization": f"Bearer {channel.secret}"} if channel.secret else {}

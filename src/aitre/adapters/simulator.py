@@ -3,6 +3,7 @@ of the protocol that serves it there (Flux models over BFL's API, the rest OpenA
 
 from __future__ import annotations
 
+from decimal import Decimal
 from typing import TYPE_CHECKING
 
 from aitre.adapters.bfl_flux import BflAdapter
@@ -31,6 +32,9 @@ class SimulatorAdapter:
         if job.endpoint == "images.generations" and job.upstream_model(channel).startswith("flux"):
             return await self._bfl.execute(state, job, channel)
         return await self._openai.execute(state, job, channel)
+
+    async def balance(self, state: AppState, channel: ChannelInfo) -> Decimal | None:
+        return await self._openai.balance(state, channel)
 
     async def probe(self, state: AppState, channel: ChannelInfo) -> bool:
         return await self._openai.probe(state, channel)

@@ -13,7 +13,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from aitre.channels.health import ChannelHealth
 from aitre.channels.model import ChannelInfo
-from aitre.store.models import Channel
+from aitre.store.models import Channel, now_ms
 from aitre.store.version import bump_version
 
 if TYPE_CHECKING:
@@ -62,7 +62,7 @@ class ChannelOps:
         finally:
             self._disabling.discard(channel.id)
 
-    async def _enable(self, channel: ChannelInfo) -> None:
+    async def reenable(self, channel: ChannelInfo) -> None:
         async with self._sessions() as session, session.begin():
             row = await session.get(Channel, channel.id)
             if row is None or row.enabled or not (row.config or {}).get("auto_disabled"):
@@ -74,6 +74,19 @@ class ChannelOps:
         log.warning("channel %s (%s) answers again: re-enabled", channel.id, channel.name)
         if self.state is not None:
             await self.state.catalog.refresh_if_changed()
+
+    # --- balance -------------------------------------------------------------------------------
+    async def refresh_balance(self, state: AppState, channel: ChannelInfo) -> str | None:
+        """Ask the upstream for the account's balance and keep it on the channel row."""
+        value = await state.adapter_for(channel).balance(state, channel)
+        if value is None:
+            return None
+        async with self._sessions() as session, session.begin():
+            row = await session.get(Channel, channel.id)
+            if row is not None:
+                row.balance = str(value)
+                row.balance_at = now_ms()
+        return str(value)
 
     # --- probing -----------------------------------------------------------------------------
     def start(self, state: AppState) -> None:
@@ -111,7 +124,7 @@ class ChannelOps:
                 recovered.append(ch.id)
                 self._health.reset(ch.id)
                 if not ch.enabled:
-                    await self._enable(ch)
+                    await self.reenable(ch)
         return recovered
 
     async def _probe_loop(self) -> None:

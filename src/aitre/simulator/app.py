@@ -24,6 +24,7 @@ from aitre.simulator.common import (
 )
 from aitre.simulator.routes_audio import speech, transcriptions, translations
 from aitre.simulator.routes_bfl import get_result, submit
+from aitre.simulator.routes_billing import subscription, usage
 from aitre.simulator.routes_chat import chat_completions
 from aitre.simulator.routes_completions import completions
 from aitre.simulator.routes_embeddings import embeddings
@@ -105,6 +106,8 @@ def _api_routes() -> list[BaseRoute]:
         Route("/v1/audio/transcriptions", transcriptions, methods=["POST"]),
         Route("/v1/audio/translations", translations, methods=["POST"]),
         Route("/v1/models", list_models, methods=["GET"]),
+        Route("/v1/dashboard/billing/subscription", subscription, methods=["GET"]),
+        Route("/v1/dashboard/billing/usage", usage, methods=["GET"]),
         Route("/v1/models/{model}", get_model, methods=["GET"]),
         Route("/v1/get_result", get_result, methods=["GET"]),
         # Last: BFL's submit path is any single segment under /v1.
