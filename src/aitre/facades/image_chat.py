@@ -29,7 +29,7 @@ from aitre.media.fetch import FetchRefused, decode_data_uri
 from aitre.media.kinds import is_image, sniff
 from aitre.media.rehost import fetch_upstream_media
 from aitre.relay import passthrough
-from aitre.relay.cancel import cancel_on_disconnect
+from aitre.relay.cancel import unless_disconnected
 from aitre.relay.job import RelayJob, UploadedFile
 from aitre.relay.live import Emit, LiveStream
 from aitre.relay.outcome import finish
@@ -227,8 +227,7 @@ async def image_chat(state: AppState, job: RelayJob) -> Response | LiveStream:
     created = int(time.time())
     completion_id = "chatcmpl-" + job.request_id.removeprefix("req_")
     if not job.stream:
-        async with cancel_on_disconnect(job.receive):
-            answer = await _generate(state, job, prompt, refs, ref_data)
+        answer = await unless_disconnected(job.receive, _generate(state, job, prompt, refs, ref_data))
         body = chat_completion(completion_id, created, job.model, answer.content, _usage_json(answer.usage))
         return Response(
             orjson.dumps(body), media_type="application/json", headers={"x-request-id": job.request_id}

@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, TypeVar
 
 from aitre.adapters.base import Retryable
 from aitre.errors import ApiError, model_not_found
-from aitre.relay.cancel import cancel_on_disconnect
+from aitre.relay.cancel import unless_disconnected
 from aitre.relay.errors import CHANNEL_DEAD, no_channel
 from aitre.relay.outcome import finish, release_slot
 
@@ -130,5 +130,5 @@ async def admit(state: AppState, job: RelayJob, image_chat: bool = False) -> Non
 async def relay(state: AppState, job: RelayJob) -> Response | StreamResponse:
     ensure_routable(state, job)
     await admit(state, job)
-    async with cancel_on_disconnect(job.receive):
-        return await with_failover(state, job, lambda ch: state.adapter_for(ch).execute(state, job, ch))
+    work = with_failover(state, job, lambda ch: state.adapter_for(ch).execute(state, job, ch))
+    return await unless_disconnected(job.receive, work)

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Protocol
@@ -26,6 +27,8 @@ from starlette.types import Message, Receive, Scope, Send
 from aitre.errors import ApiError
 from aitre.relay.sse import DONE, EventSplitter, StreamTap, iter_data
 from aitre.relay.upstream import Timeouts, UpstreamFailure
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(slots=True)
@@ -197,6 +200,11 @@ class StreamResponse:
                     break
         except UpstreamFailure as failure:
             outcome = StreamOutcome(status=502, error=failure.message)
+        except (OSError, asyncio.CancelledError):
+            raise  # the client went away, or the server is stopping: handled by the caller
+        except Exception as exc:  # a bug must still end the stream and the books cleanly
+            log.exception("relaying a stream failed")
+            outcome = StreamOutcome(status=502, error=f"gateway error while streaming: {type(exc).__name__}")
         if outcome.status == 200 and not source.complete():
             outcome = StreamOutcome(status=502, error="upstream ended the stream before it was complete")
         # Settle (and journal) before the last byte: a client that got the whole answer has paid
