@@ -135,17 +135,14 @@ class Settings(BaseSettings):
     default_completion_estimate: int = Field(
         1024, description="Output tokens reserved for a chat request that sets no max_tokens."
     )
-    new_user_quota: int = Field(0, description="Quota units a new user starts with.")
-    ledger_flush_seconds: float = Field(
-        0.2, description="How often journaled ledger entries are written to the DB."
+    flush_seconds: float = Field(
+        0.25,
+        description="How often ledger entries and usage-log rows (journaled at once) are written to the DB.",
     )
     ledger_fsync: bool = Field(
-        False, description="fsync the ledger journal on every flush (survives power loss)."
+        False,
+        description="fsync the journal on every flush (survives power loss, not only a killed process).",
     )
-
-    # --- usage log ----------------------------------------------------------------------------
-    log_flush_seconds: float = Field(0.5, description="Longest a usage-log row waits before it is written.")
-    log_batch_size: int = Field(500, description="Usage-log rows written per batch.")
 
     @field_validator("image_chat_models", "fetch_allowed_cidrs", mode="before")
     @classmethod

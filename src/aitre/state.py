@@ -11,6 +11,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from aitre.adapters.base import Adapter
 from aitre.billing.accountant import Accountant
+from aitre.billing.books import Books
 from aitre.billing.usage_log import UsageRecorder
 from aitre.catalog import Catalog
 from aitre.channels.health import ChannelHealth
@@ -33,6 +34,7 @@ class AppState:
     catalog: Catalog
     upstream: Upstream
     recorder: UsageRecorder
+    books: Books
     tokenizer: Tokenizer
     adapters: dict[str, Adapter]
     media: MediaStore

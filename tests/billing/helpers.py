@@ -24,11 +24,19 @@ def entries(gw: Gateway, hold_id: str) -> dict[str, int]:
     return {r["kind"]: int(r["amount"]) for r in rows}
 
 
+ENDINGS = ("settle", "refund", "charge")  # `charge`: a reserve and its settle written as one row
+
+
 def wait_settled(gw: Gateway, hold_id: str, timeout: float = 10.0) -> dict[str, int]:
-    """The ledger entries of a request once it has ended (settled or refunded)."""
+    """The ledger entries of a request once it has ended (settled, refunded, or charged)."""
     return dict(
-        wait_until(lambda: (e := entries(gw, hold_id)) and ("settle" in e or "refund" in e) and e, timeout)
+        wait_until(lambda: (e := entries(gw, hold_id)) and any(k in e for k in ENDINGS) and e, timeout)
     )
+
+
+def charged(e: dict[str, int]) -> int:
+    """What a request cost its user, from its ledger entries."""
+    return -sum(e.values())
 
 
 def consistent(gw: Gateway, username: str) -> bool:

@@ -55,8 +55,7 @@ def test_sigkill_mid_flight_reconciles(simulator: Simulator, tmp_path: Path) -> 
     gw = Gateway(
         tmp_path / "gw",
         AITRE_SIMULATOR_ENABLED="false",
-        AITRE_LOG_FLUSH_SECONDS="5",
-        AITRE_LEDGER_FLUSH_SECONDS="5",
+        AITRE_FLUSH_SECONDS="5",
     )
     channels = [
         channel_spec("slow", f"{simulator.url}/f/chunk_delay=0.5/v1", "slow-model", "gpt-4o-mini"),
@@ -107,10 +106,12 @@ def test_sigkill_mid_flight_reconciles(simulator: Simulator, tmp_path: Path) -> 
             charged[r["hold_id"]] = charged.get(r["hold_id"], 0) - r["amount"]
         # Every reservation ended exactly once; nothing ended without a reservation.
         for hold, kinds in by_hold.items():
-            assert kinds["reserve"] == 1 and kinds["settle"] + kinds["refund"] == 1, (hold, kinds)
+            assert kinds["charge"] == 1 or (
+                kinds["reserve"] == 1 and kinds["settle"] + kinds["refund"] == 1
+            ), (hold, kinds)
         # Everything a client received in full was charged at its exact cost (9 prompt + 5 output tokens).
         for rid in complete:
-            assert by_hold[rid]["settle"] == 1, rid
+            assert by_hold[rid]["settle"] + by_hold[rid]["charge"] == 1, rid
             assert charged[rid] == 9 * 500 + 5 * 1000
         # Interrupted streams were refunded on restart (or charged for what was delivered).
         refunded = [h for h in interrupted if by_hold.get(h, Counter())["refund"]]

@@ -9,7 +9,7 @@ from collections.abc import Iterator
 import httpx
 import pytest
 
-from tests.billing.helpers import balance, consistent, new_user_key, wait_settled
+from tests.billing.helpers import balance, charged, consistent, new_user_key, wait_settled
 from tests.support.processes import Gateway, Simulator, channel_spec, wait_until
 
 # 500 units per input token, 1000 per output token: costs are exact small integers.
@@ -64,7 +64,7 @@ def test_success_is_charged_exactly(gw: Gateway, key: str) -> None:
     usage = resp.json()["usage"]
     cost = usage["prompt_tokens"] * 500 + usage["completion_tokens"] * 1000
     e = wait_settled(gw, resp.headers["x-request-id"])
-    assert -(e["reserve"] + e["settle"]) == cost == PROMPT_TOKENS * 500 + 5 * 1000
+    assert charged(e) == cost == PROMPT_TOKENS * 500 + 5 * 1000
     assert gw.wait_log(resp.headers["x-request-id"])["quota"] == cost
 
 
@@ -80,11 +80,11 @@ def test_cut_stream_pays_for_the_delivered_tokens_only(gw: Gateway, key: str) ->
         body = "".join(resp.iter_text())
     assert "upstream_stream_error" in body and body.rstrip().endswith("data: [DONE]")
     e = wait_settled(gw, rid)
-    charged = -(e["reserve"] + e["settle"])
+    cost = charged(e)
     # No usage chunk came: 3 delivered one-token words, counted, plus the prompt.
-    assert charged == PROMPT_TOKENS * 500 + 3 * 1000
+    assert cost == PROMPT_TOKENS * 500 + 3 * 1000
     row = gw.wait_log(rid)
-    assert row["quota"] == charged and row["completion_tokens"] == 3 and row["usage_estimated"] == 1
+    assert row["quota"] == cost and row["completion_tokens"] == 3 and row["usage_estimated"] == 1
     assert consistent(gw, "payer")
 
 
@@ -110,11 +110,11 @@ def test_client_disconnect_pays_for_what_was_produced(gw: Gateway, key: str) -> 
             if seen == 3:
                 break
     e = wait_settled(gw, rid)
-    charged = -(e["reserve"] + e["settle"])
-    produced = (charged - PROMPT_TOKENS * 500) // 1000
+    cost = charged(e)
+    produced = (cost - PROMPT_TOKENS * 500) // 1000
     assert 3 <= produced < full
     row = gw.wait_log(rid)
-    assert row["status_code"] == 499 and row["quota"] == charged
+    assert row["status_code"] == 499 and row["quota"] == cost
 
 
 def test_refused_requests_cost_nothing(gw: Gateway) -> None:

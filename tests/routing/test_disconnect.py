@@ -10,7 +10,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.billing.helpers import new_user_key, wait_settled
+from tests.billing.helpers import charged, new_user_key, wait_settled
 from tests.support.processes import Gateway, Simulator, channel_spec, wait_until
 
 
@@ -67,7 +67,7 @@ def test_stream_disconnect_closes_the_upstream_within_a_second(setup: tuple[Gate
     row = gw.wait_log(rid)
     assert row["status_code"] == 499
     e = wait_settled(gw, rid)
-    produced = (-(e["reserve"] + e["settle"]) - 9 * 500) // 1000
+    produced = (charged(e) - 9 * 500) // 1000
     assert 2 <= produced < 30
 
 

@@ -68,7 +68,7 @@ def test_sigterm_lets_streams_finish_and_flushes(simulator: Simulator, tmp_path:
     rows = gw.sql("SELECT status_code, quota FROM usage_logs WHERE request_id = ?", (out["rid"],))
     assert rows and rows[0]["status_code"] == 200 and rows[0]["quota"] == 500
     kinds = {r["kind"] for r in gw.sql("SELECT kind FROM ledger WHERE hold_id = ?", (out["rid"],))}
-    assert kinds == {"reserve", "settle"}
+    assert kinds in ({"reserve", "settle"}, {"charge"})
 
 
 def test_grace_period_is_bounded_and_cut_streams_are_settled(simulator: Simulator, tmp_path: Path) -> None:
@@ -79,4 +79,4 @@ def test_grace_period_is_bounded_and_cut_streams_are_settled(simulator: Simulato
     rows = gw.sql("SELECT status_code FROM usage_logs WHERE request_id = ?", (out["rid"],))
     assert rows and rows[0]["status_code"] == 503
     kinds = {r["kind"] for r in gw.sql("SELECT kind FROM ledger WHERE hold_id = ?", (out["rid"],))}
-    assert kinds in ({"reserve", "settle"}, {"reserve", "refund"})
+    assert kinds in ({"reserve", "settle"}, {"charge"}, {"reserve", "refund"})

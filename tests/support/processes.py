@@ -139,7 +139,7 @@ class Gateway:
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.data_dir = workdir / "data"
-        defaults = {"AITRE_CACHE_REFRESH_SECONDS": "0.2", "AITRE_LOG_FLUSH_SECONDS": "0.1"}
+        defaults = {"AITRE_CACHE_REFRESH_SECONDS": "0.2", "AITRE_FLUSH_SECONDS": "0.1"}
         self.env = base_env(
             AITRE_PORT=str(self.port), AITRE_DATA_DIR=str(self.data_dir), **{**defaults, **env}
         )

@@ -17,7 +17,8 @@ from aitre.state import AppState
 
 
 def app_state(request: Request) -> AppState:
-    return cast(AppState, request.app.state.aitre)
+    state = request.scope.get("aitre.state")  # set by the fast path: skips Starlette's State lookup
+    return cast(AppState, state if state is not None else request.app.state.aitre)
 
 
 def request_id(request: Request) -> str:

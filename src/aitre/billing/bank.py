@@ -2,11 +2,11 @@
 
 This is the single-process bank (the default: one worker, SQLite). Balances live in memory, so
 the check-and-take of a reservation is atomic on the event loop: 200 requests racing on one key
-can never take more than is there. Every operation is journaled at once (`journal.py`) and
-written to the database in batches by one task, with the balance columns updated in the same
+can never take more than is there. Every operation goes to the books (`books.py`): journaled at
+once, written to the database in batches with the balance columns updated in the same
 transaction as the ledger rows, so `users.quota == SUM(ledger.amount)` holds in the database
-after every commit. On start, leftover journal segments are replayed and reservations that never
-ended (the process died mid-request) are refunded.
+after every commit; on start, what a dead process left is replayed and its open reservations
+refunded.
 
 Balances are never allowed below zero: when a request ends up costing more than it reserved
 (no `max_tokens`, a longer answer than estimated) the overrun is charged only as far as the
@@ -16,22 +16,15 @@ balance allows, and the ledger note says so.
 from __future__ import annotations
 
 import asyncio
-import contextlib
-import logging
-import time
-from collections import defaultdict
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
-from sqlalchemy import insert, select, text
+from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from aitre.billing.journal import Journal, read_segments, remove
+from aitre.billing.books import Books
 from aitre.errors import ApiError
-from aitre.store.models import LedgerEntry, Token, User, now_ms
-
-log = logging.getLogger(__name__)
+from aitre.store.models import Token, User, now_ms
 
 
 @dataclass(slots=True)
@@ -57,57 +50,14 @@ class LocalBank:
     def __init__(
         self,
         sessions: async_sessionmaker[AsyncSession],
-        journal_dir: Path,
-        flush_seconds: float = 0.2,
-        fsync: bool = False,
+        books: Books,
     ) -> None:
         self._sessions = sessions
-        self._journal = Journal(journal_dir, fsync=fsync)
-        self._flush_seconds = flush_seconds
+        self._books = books
         self._balances: dict[int, int] = {}
         self._tokens: dict[int, _TokenAccount] = {}
         self._loading: dict[tuple[str, int], asyncio.Future[None]] = {}
         self._open: dict[str, Hold] = {}
-        self._pending: list[dict[str, Any]] = []
-        self._lock = asyncio.Lock()
-        self._task: asyncio.Task[None] | None = None
-
-    # --- start and stop ----------------------------------------------------------------------
-    async def recover(self) -> int:
-        """Replay journal segments left by a previous run, then refund holds it never ended.
-
-        Returns the number of holds refunded. Must run before the first request.
-        """
-        leftovers = self._journal.rotate()
-        ops = list(read_segments(leftovers))
-        async with self._sessions() as session, session.begin():
-            for op in ops:
-                await _apply_once(session, op)
-            refunded = await _refund_open_holds(session)
-        remove(leftovers)
-        if ops or refunded:
-            log.warning("ledger recovery: replayed %d operations, refunded %d open holds", len(ops), refunded)
-        return refunded
-
-    def start(self) -> None:
-        self._task = asyncio.create_task(self._run(), name="ledger-writer")
-
-    async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-            self._task = None
-        await self.flush()
-        self._journal.close()
-
-    async def _run(self) -> None:
-        while True:
-            await asyncio.sleep(self._flush_seconds)
-            try:
-                await self.flush()
-            except Exception:
-                log.exception("writing the ledger failed; will retry (the journal keeps every entry)")
 
     # --- balances ------------------------------------------------------------------------------
     async def _ensure_loaded(self, user_id: int, token_id: int | None) -> None:
@@ -141,14 +91,14 @@ class LocalBank:
     # Loads hold the flush lock: a flush between the read and adding the unflushed operations
     # would otherwise count those operations twice or not at all.
     async def _load_user(self, user_id: int) -> None:
-        async with self._lock:
+        async with self._books.lock:
             async with self._sessions() as session:
                 quota = await session.scalar(select(User.quota).where(User.id == user_id))
             if user_id not in self._balances:
                 self._balances[user_id] = int(quota or 0) + self._pending_delta("user_id", user_id, "amount")
 
     async def _load_token(self, token_id: int) -> None:
-        async with self._lock:
+        async with self._books.lock:
             async with self._sessions() as session:
                 row = (
                     await session.execute(
@@ -161,7 +111,7 @@ class LocalBank:
                 self._tokens[token_id] = _TokenAccount(remain, unlimited)
 
     def _pending_delta(self, field: str, ident: int, amount_field: str) -> int:
-        return sum(int(op[amount_field]) for op in self._pending if op.get(field) == ident)
+        return sum(int(op[amount_field]) for op in self._books.ops if op.get(field) == ident)
 
     async def balance(self, user_id: int) -> int:
         await self._ensure_loaded(user_id, None)
@@ -176,8 +126,8 @@ class LocalBank:
 
     async def reload(self) -> None:
         """Forget cached balances (the database changed under us, e.g. a CLI top-up)."""
-        async with self._lock:
-            await self._flush_locked()
+        async with self._books.lock:
+            await self._books.flush_locked()
             self._balances.clear()
             self._tokens.clear()
 
@@ -240,8 +190,7 @@ class LocalBank:
         self._balances[user_id] += amount
         op = {"op": kind, "hold_id": hold_id, "user_id": user_id, "token_id": None, "amount": amount}
         op.update({"token_amount": 0, "used": 0, "note": note, "ts": now_ms(), "count": 0})
-        self._journal.append(op)
-        self._pending.append(op)
+        self._books.ledger(op, now=True)
 
     def _record(self, hold: Hold, kind: str, amount: int, used: int = 0, note: str = "") -> None:
         op = {
@@ -256,112 +205,12 @@ class LocalBank:
             "note": note,
             "ts": now_ms(),
         }
-        self._journal.append(op)
-        self._pending.append(op)
+        # A reservation may wait for the end of the loop turn (nothing was delivered yet); the
+        # end of a request is written at once, before its answer leaves.
+        self._books.ledger(op, now=kind != "reserve")
 
-    # --- writing to the database ---------------------------------------------------------------
     async def flush(self) -> None:
-        async with self._lock:
-            await self._flush_locked()
-
-    async def _flush_locked(self) -> None:
-        if not self._pending:
-            return
-        ops, self._pending = self._pending, []
-        segments = self._journal.rotate()
-        try:
-            async with self._sessions() as session, session.begin():
-                await _write_batch(session, ops)
-        except BaseException:
-            self._pending[:0] = ops  # keep them, in order, for the next try
-            raise
-        remove(segments)
+        await self._books.flush()
 
     def open_holds(self) -> int:
         return len(self._open)
-
-
-async def _write_batch(session: AsyncSession, ops: list[dict[str, Any]]) -> None:
-    await session.execute(insert(LedgerEntry), [_row(op) for op in ops])
-    users: dict[int, list[int]] = defaultdict(lambda: [0, 0, 0])
-    tokens: dict[int, list[int]] = defaultdict(lambda: [0, 0])
-    for op in ops:
-        u = users[op["user_id"]]
-        u[0] += op["amount"]
-        u[1] += op.get("used", 0)
-        u[2] += op.get("count", 0)
-        if op.get("token_id") is not None:
-            t = tokens[op["token_id"]]
-            t[0] += op.get("token_amount", 0)
-            t[1] += op.get("used", 0)
-    await session.execute(
-        text(
-            "UPDATE users SET quota = quota + :d, used_quota = used_quota + :u, "
-            "request_count = request_count + :n WHERE id = :id"
-        ),
-        [{"d": d, "u": u, "n": n, "id": uid} for uid, (d, u, n) in users.items()],
-    )
-    if tokens:
-        await session.execute(
-            text(
-                "UPDATE tokens SET remain_quota = remain_quota + :d, used_quota = used_quota + :u "
-                "WHERE id = :id"
-            ),
-            [{"d": d, "u": u, "id": tid} for tid, (d, u) in tokens.items()],
-        )
-
-
-def _row(op: dict[str, Any]) -> dict[str, Any]:
-    return {
-        "created_at": op.get("ts", now_ms()),
-        "user_id": op["user_id"],
-        "token_id": op.get("token_id"),
-        "hold_id": op["hold_id"],
-        "kind": op["op"],
-        "amount": op["amount"],
-        "token_amount": op.get("token_amount", 0),
-        "note": op.get("note", ""),
-    }
-
-
-async def _apply_once(session: AsyncSession, op: dict[str, Any]) -> None:
-    """Replay one journaled operation unless its ledger row already exists."""
-    exists = await session.scalar(
-        select(LedgerEntry.id).where(LedgerEntry.hold_id == op["hold_id"], LedgerEntry.kind == op["op"])
-    )
-    if exists is None:
-        await _write_batch(session, [op])
-
-
-async def _refund_open_holds(session: AsyncSession) -> int:
-    """Refund every request reservation that has no settle or refund: its request died with us.
-
-    Task holds (`task_*`) belong to the task engine, which resumes them instead.
-    """
-    rows = (
-        await session.execute(
-            text(
-                "SELECT r.hold_id, r.user_id, r.token_id, r.amount, r.token_amount FROM ledger r "
-                "WHERE r.kind = 'reserve' AND r.hold_id NOT LIKE 'task\\_%' ESCAPE '\\' AND NOT EXISTS "
-                "(SELECT 1 FROM ledger e WHERE e.hold_id = r.hold_id AND e.kind IN ('settle', 'refund'))"
-            )
-        )
-    ).all()
-    ops = [
-        {
-            "op": "refund",
-            "hold_id": hold_id,
-            "user_id": user_id,
-            "token_id": token_id,
-            "amount": -amount,
-            "token_amount": -token_amount,
-            "used": 0,
-            "count": 0,
-            "note": "refunded on restart: the request was interrupted",
-            "ts": int(time.time() * 1000),
-        }
-        for hold_id, user_id, token_id, amount, token_amount in rows
-    ]
-    if ops:
-        await _write_batch(session, ops)
-    return len(ops)

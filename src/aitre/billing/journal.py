@@ -11,6 +11,7 @@ a segment is deleted once everything in it is committed. On start, leftover segm
 
 from __future__ import annotations
 
+import asyncio
 import os
 from collections.abc import Iterator
 from pathlib import Path
@@ -27,6 +28,8 @@ class Journal:
         self._seq = max((self._number(p) for p in self.segments()), default=0)
         self._fd = -1
         self._path: Path | None = None
+        self._buffer: list[bytes] = []
+        self._scheduled = False
         self._open_new()
 
     @staticmethod
@@ -42,17 +45,37 @@ class Journal:
         self._fd = os.open(self._path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
 
     def append(self, op: dict[str, Any]) -> None:
-        os.write(self._fd, orjson.dumps(op) + b"\n")
+        """Write now (with anything buffered before it, in order)."""
+        self._buffer.append(orjson.dumps(op) + b"\n")
+        self.flush()
+
+    def append_soon(self, op: dict[str, Any]) -> None:
+        """Write at the end of this event-loop turn, together with the turn's other appends:
+        one write(2) for many operations (e.g. reservations: nothing has been answered yet)."""
+        self._buffer.append(orjson.dumps(op) + b"\n")
+        if not self._scheduled:
+            self._scheduled = True
+            asyncio.get_running_loop().call_soon(self.flush)
+
+    def flush(self) -> None:
+        self._scheduled = False
+        if self._buffer and self._fd >= 0:
+            data = b"".join(self._buffer)
+            self._buffer.clear()
+            os.write(self._fd, data)
 
     def rotate(self) -> list[Path]:
         """Start a new segment; return the closed ones (to delete once committed)."""
+        self.flush()
         if self.fsync:
             os.fsync(self._fd)
         os.close(self._fd)
+        self._fd = -1
         self._open_new()
         return [p for p in self.segments() if p != self._path]
 
     def close(self) -> None:
+        self.flush()
         if self._fd >= 0:
             if self.fsync:
                 os.fsync(self._fd)

@@ -77,21 +77,28 @@ class ModelPrice:
         return self.per_image
 
     def usd(self, usage: Usage, size: str | None = None, quality: str | None = None) -> Decimal:
-        """The list price of `usage`, in USD."""
-        cached = min(usage.cached_tokens, usage.prompt_tokens)
-        cached_price = self.input_per_1m if self.cached_input_per_1m is None else self.cached_input_per_1m
-        tokens = (
-            Decimal(usage.prompt_tokens - cached) * self.input_per_1m
-            + Decimal(cached) * cached_price
-            + Decimal(usage.completion_tokens) * self.output_per_1m
-            + Decimal(usage.characters) * self.per_1m_chars
-        ) / MILLION
-        return (
-            tokens
-            + self.per_call
-            + Decimal(usage.images) * self.image_price(size, quality)
-            + Decimal(str(usage.seconds)) * self.per_second
-        )
+        """The list price of `usage`, in USD. Only the terms that apply are computed: this runs
+        twice per request (estimate and settlement)."""
+        total = self.per_call
+        tokens = ZERO
+        if usage.prompt_tokens:
+            cached = min(usage.cached_tokens, usage.prompt_tokens)
+            tokens += (usage.prompt_tokens - cached) * self.input_per_1m
+            if cached:
+                tokens += cached * (
+                    self.input_per_1m if self.cached_input_per_1m is None else self.cached_input_per_1m
+                )
+        if usage.completion_tokens:
+            tokens += usage.completion_tokens * self.output_per_1m
+        if usage.characters:
+            tokens += usage.characters * self.per_1m_chars
+        if tokens:
+            total += tokens / MILLION
+        if usage.images:
+            total += usage.images * self.image_price(size, quality)
+        if usage.seconds:
+            total += Decimal(str(usage.seconds)) * self.per_second
+        return total
 
 
 def to_units(usd: Decimal, multiplier: Decimal, units_per_usd: int) -> int:

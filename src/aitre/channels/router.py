@@ -59,6 +59,9 @@ class ChannelRouter:
         """`usable`: may serve this request at all. `healthy`: should, right now; when no usable
         channel is healthy, the usable ones are tried anyway (a cooled channel may be back)."""
         pool = self.candidates(model)
+        if len(pool) == 1 and not exclude:  # the common case: one channel for the model
+            only = pool[0]
+            return only if usable is None or usable(only) else None
         if exclude or usable:
             pool = [c for c in pool if c.id not in (exclude or ()) and (usable is None or usable(c))]
         if healthy is not None:

@@ -43,11 +43,14 @@ def _healthy(state: AppState) -> Callable[[ChannelInfo], bool]:
     )
 
 
-def ensure_routable(state: AppState, job: RelayJob) -> None:
-    """Fail now (404 / 503) if no channel could take the job: before a stream has started."""
+def ensure_routable(state: AppState, job: RelayJob) -> ChannelInfo:
+    """The first channel to try; fails now (404 / 503) if none could take the job, before
+    anything is reserved or a stream has started."""
     router = state.catalog.router
-    if router.pick(job.model, None, _usable(state, job)) is None:
+    channel = router.pick(job.model, None, _usable(state, job), _healthy(state))
+    if channel is None:
         raise model_not_found(job.model) if not router.known(job.model) else no_channel(job.model)
+    return channel
 
 
 def _retry_after(error: ApiError) -> float | None:
@@ -81,7 +84,12 @@ def _final_error(errors: list[ApiError]) -> ApiError:
     return errors[-1]
 
 
-async def with_failover(state: AppState, job: RelayJob, attempt: Callable[[ChannelInfo], Awaitable[T]]) -> T:
+async def with_failover(
+    state: AppState,
+    job: RelayJob,
+    attempt: Callable[[ChannelInfo], Awaitable[T]],
+    first: ChannelInfo | None = None,
+) -> T:
     """Run `attempt` on channels in routing order until one succeeds or `Retryable` runs out."""
     router = state.catalog.router
     tried: set[int] = set()
@@ -89,7 +97,7 @@ async def with_failover(state: AppState, job: RelayJob, attempt: Callable[[Chann
     max_attempts = 1 + max(state.settings.retries, 0)
     usable, healthy = _usable(state, job), _healthy(state)
     while len(tried) < max_attempts:
-        channel = router.pick(job.model, tried, usable, healthy)
+        channel = first if first is not None and not tried else router.pick(job.model, tried, usable, healthy)
         if channel is None:
             break
         if tried:  # a short, growing pause, so a burst of failures does not hammer the next channel
@@ -111,8 +119,10 @@ async def with_failover(state: AppState, job: RelayJob, attempt: Callable[[Chann
             release_slot(state, job)
             finish(state, job, channel, 499, "client disconnected")
             raise
-    if not errors:
-        raise model_not_found(job.model) if not router.known(job.model) else no_channel(job.model)
+    if not errors:  # the channels went away after admission (e.g. disabled meanwhile)
+        gone = model_not_found(job.model) if not router.known(job.model) else no_channel(job.model)
+        finish(state, job, None, gone.status, gone.message)
+        raise gone
     final = _final_error(errors)
     finish(state, job, None, final.status, final.message)
     raise final
@@ -128,7 +138,7 @@ async def admit(state: AppState, job: RelayJob, image_chat: bool = False) -> Non
 
 
 async def relay(state: AppState, job: RelayJob) -> Response | StreamResponse:
-    ensure_routable(state, job)
+    first = ensure_routable(state, job)
     await admit(state, job)
-    work = with_failover(state, job, lambda ch: state.adapter_for(ch).execute(state, job, ch))
+    work = with_failover(state, job, lambda ch: state.adapter_for(ch).execute(state, job, ch), first)
     return await unless_disconnected(job.receive, work)

@@ -52,14 +52,20 @@ def iter_data(block: bytes) -> list[bytes]:
     return out
 
 
-def _has_usage(block: bytes) -> bool:
-    i = block.find(b'"usage"')
-    while i != -1:
-        rest = block[i + 7 : i + 16].lstrip(b": \t")
-        if not rest.startswith(b"null"):
-            return True
-        i = block.find(b'"usage"', i + 7)
-    return False
+_USAGE_MARKS = (b'"usage":{', b'"usage": {')
+
+
+def _first_mark(block: bytes) -> int:
+    """Where the first event that needs a closer look (usage, [DONE]) can start; -1: none."""
+    found = [i for i in (block.find(m) for m in (*_USAGE_MARKS, b"[DONE]")) if i != -1]
+    if not found:
+        return -1
+    first = min(found)
+    return max(block.rfind(b"\n\n", 0, first) + 2, block.rfind(b"\r\n\r\n", 0, first) + 4, 0)
+
+
+def _finishes(data: bytes) -> bool:
+    return b'"finish_reason":"' in data or b'"finish_reason": "' in data
 
 
 def delta_text(chunk: dict[str, Any]) -> str:
@@ -102,12 +108,18 @@ class StreamTap:
     _transcript_bytes: int = 0
 
     def process(self, block: bytes) -> bytes:
-        """Record a block of whole events; return the bytes to forward to the client."""
+        """Record a block of whole events; return the bytes to forward to the client.
+
+        Content events are forwarded untouched; only the tail from the first event that carries
+        usage or `[DONE]` is split and parsed (an upstream often sends a whole answer at once).
+        """
         self.events += 1
-        if b"[DONE]" in block or _has_usage(block):
-            block = self._process_slow(block)
-        elif b'"finish_reason":"' in block or b'"finish_reason": "' in block:
+        start = _first_mark(block)
+        head, tail = (block, b"") if start == -1 else (block[:start], block[start:])
+        if head and _finishes(head):
             self.finished = True
+        if tail:
+            block = head + self._process_slow(tail)
         self._keep(block)
         return block
 
@@ -130,7 +142,7 @@ class StreamTap:
                         self.usage = usage
                         if self.strip_usage_chunk and not data.get("choices"):
                             continue
-            if b'"finish_reason":"' in payload or b'"finish_reason": "' in payload:
+            if _finishes(payload):
                 self.finished = True
             out.append(event)
         return b"".join(out)

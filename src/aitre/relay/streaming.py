@@ -14,7 +14,6 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
@@ -22,9 +21,10 @@ from typing import Protocol
 
 import aiohttp
 import orjson
-from starlette.types import Message, Receive, Scope, Send
+from starlette.types import Receive, Scope, Send
 
 from aitre.errors import ApiError
+from aitre.relay.cancel import DisconnectWatch
 from aitre.relay.sse import DONE, EventSplitter, StreamTap, iter_data
 from aitre.relay.upstream import Timeouts, UpstreamFailure
 
@@ -156,21 +156,19 @@ class StreamResponse:
         self._first = first
         self._headers = headers
         self._on_close = on_close
-        self._finished = False
-        self._client_gone = False
         self._closed = False
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         task = asyncio.current_task()
         assert task is not None
-        watcher = asyncio.create_task(self._watch_disconnect(receive, task))
+        watch = DisconnectWatch(receive, task)
         outcome = StreamOutcome()
         try:
             await send({"type": "http.response.start", "status": 200, "headers": self._headers})
             await send({"type": "http.response.body", "body": self._first, "more_body": True})
             outcome = await self._pump(send)
         except asyncio.CancelledError:
-            if not self._client_gone:  # the server is stopping and its grace period ran out
+            if not watch.gone:  # the server is stopping and its grace period ran out
                 outcome = StreamOutcome(status=503, error="stream cut: the gateway was shutting down")
                 raise
             task.uncancel()
@@ -178,8 +176,7 @@ class StreamResponse:
         except OSError:  # the server reports a vanished client by failing the send
             outcome = StreamOutcome(status=499, error="client disconnected", client_gone=True)
         finally:
-            self._finished = True
-            watcher.cancel()
+            watch.stop()
             self._source.close(reuse=outcome.status == 200 and self._source.eof)
             await self._close_once(outcome)
 
@@ -217,13 +214,3 @@ class StreamResponse:
             return outcome
         await send({"type": "http.response.body", "body": tail, "more_body": False})
         return outcome
-
-    async def _watch_disconnect(self, receive: Receive, task: asyncio.Task[None]) -> None:
-        with contextlib.suppress(asyncio.CancelledError):
-            while True:
-                message: Message = await receive()
-                if message["type"] == "http.disconnect":
-                    if not self._finished:
-                        self._client_gone = True
-                        task.cancel()
-                    return

@@ -1,0 +1,165 @@
+"""The books: what requests leave behind (ledger operations and usage-log rows), written behind
+the request path.
+
+Both go through one journal (`journal.py`: appended before the request moves on, so a killed
+process loses nothing) and are written to the database by one task, in one transaction per
+batch: the ledger rows, the balance columns they change, and the usage rows. On start, journal
+segments the database never got are replayed, and reservations whose request died with the
+process are refunded.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import orjson
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from aitre.billing.journal import Journal, read_segments, remove
+from aitre.billing.ledger_rows import apply_once, refund_open_holds, write_ops
+from aitre.store.bulk import insert_rows
+from aitre.store.models import UsageLog
+
+log = logging.getLogger(__name__)
+
+USAGE_COLUMNS = (
+    "created_at", "request_id", "user_id", "token_id", "channel_id", "endpoint", "model", "upstream_model",
+    "stream", "prompt_tokens", "completion_tokens", "usage_estimated", "status_code", "error", "latency_ms",
+    "ttfb_ms", "client_ip", "quota", "attempts",
+)  # fmt: skip
+_LEDGER, _USAGE = "l", "u"
+
+
+def usage_values(row: dict[str, Any]) -> tuple[Any, ...]:
+    attempts = row.get("attempts")
+    return (
+        *(row.get(c) for c in USAGE_COLUMNS[:-1]),
+        orjson.dumps(attempts if attempts is not None else []).decode(),
+    )
+
+
+class Books:
+    def __init__(
+        self,
+        sessions: async_sessionmaker[AsyncSession],
+        journal_dir: Path,
+        flush_seconds: float = 0.2,
+        fsync: bool = False,
+    ) -> None:
+        self._sessions = sessions
+        self._dir = journal_dir
+        self._journal = Journal(journal_dir, fsync=fsync)
+        self._flush_seconds = flush_seconds
+        self.ops: list[dict[str, Any]] = []  # ledger operations not yet in the database
+        self.rows: list[dict[str, Any]] = []  # usage-log rows not yet in the database
+        self.lock = asyncio.Lock()
+        self._task: asyncio.Task[None] | None = None
+        self.written = 0
+        self.on_flushed: list[Callable[[], None]] = []
+
+    # --- appending -------------------------------------------------------------------------
+    def ledger(self, op: dict[str, Any], now: bool) -> None:
+        """A ledger operation; `now`: write it to the journal before returning (it ends a
+        request whose answer is about to leave), else at the end of this loop turn."""
+        op["t"] = _LEDGER
+        self.ops.append(op)
+        if now:
+            self._journal.append(op)
+        else:
+            self._journal.append_soon(op)
+
+    def usage(self, row: dict[str, Any]) -> None:
+        row["t"] = _USAGE
+        self.rows.append(row)
+        self._journal.append_soon(row)  # a log row, not money: one write per loop turn is enough
+
+    # --- writing ---------------------------------------------------------------------------
+    async def flush(self) -> None:
+        async with self.lock:
+            await self.flush_locked()
+
+    async def flush_locked(self) -> None:
+        if not self.ops and not self.rows:
+            return
+        ops, rows = self.ops, self.rows
+        self.ops, self.rows = [], []
+        segments = self._journal.rotate()
+        try:
+            async with self._sessions() as session, session.begin():
+                if ops:
+                    await write_ops(session, ops)
+                if rows:
+                    await insert_rows(
+                        await session.connection(),
+                        "usage_logs",
+                        USAGE_COLUMNS,
+                        [usage_values(r) for r in rows],
+                    )
+        except BaseException:
+            self.ops[:0], self.rows[:0] = ops, rows  # keep them, in order, for the next try
+            raise
+        remove(segments)
+        self.written += len(rows)
+
+    async def recover(self) -> int:
+        """Replay what a previous run journaled but never wrote; refund the reservations of
+        requests that died with it. Returns the number of refunds. Run before serving."""
+        leftovers = self._journal.rotate()
+        entries = list(read_segments(leftovers))
+        ops = [e for e in entries if e.get("t", _LEDGER) == _LEDGER and "op" in e]
+        rows = [e for e in entries if e.get("t") == _USAGE]
+        async with self._sessions() as session, session.begin():
+            for op in ops:
+                await apply_once(session, op)
+            missing = await _missing_rows(session, rows)
+            if missing:
+                await insert_rows(
+                    await session.connection(),
+                    "usage_logs",
+                    USAGE_COLUMNS,
+                    [usage_values(r) for r in missing],
+                )
+            refunded = await refund_open_holds(session)
+        remove(leftovers)
+        if entries or refunded:
+            log.warning(
+                "recovery: replayed %d ledger operations and %d usage rows, refunded %d interrupted requests",
+                len(ops),
+                len(missing),
+                refunded,
+            )
+        return refunded
+
+    def start(self) -> None:
+        self._task = asyncio.create_task(self._run(), name="books-writer")
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+            self._task = None
+        await self.flush()
+        self._journal.close()
+
+    async def _run(self) -> None:
+        while True:
+            await asyncio.sleep(self._flush_seconds)
+            try:
+                await self.flush()
+            except Exception:
+                log.exception("writing the books failed; will retry (the journal keeps everything)")
+
+
+async def _missing_rows(session: AsyncSession, rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    if not rows:
+        return []
+    ids = [r["request_id"] for r in rows]
+    known = set(await session.scalars(select(UsageLog.request_id).where(UsageLog.request_id.in_(ids))))
+    return [r for r in rows if r["request_id"] not in known]
