@@ -13,11 +13,10 @@ from typing import TYPE_CHECKING, Protocol
 from aitre.errors import ApiError
 
 if TYPE_CHECKING:
-    from starlette.responses import Response
+    from starlette.types import ASGIApp
 
     from aitre.channels.model import ChannelInfo
     from aitre.relay.job import RelayJob
-    from aitre.relay.streaming import StreamResponse
     from aitre.state import AppState
 
 
@@ -32,9 +31,7 @@ class Adapter(Protocol):
         """Whether this protocol can serve `endpoint` (e.g. "images.generations") for `model`."""
         ...
 
-    async def execute(
-        self, state: AppState, job: RelayJob, channel: ChannelInfo
-    ) -> Response | StreamResponse: ...
+    async def execute(self, state: AppState, job: RelayJob, channel: ChannelInfo) -> ASGIApp: ...
 
     async def probe(self, state: AppState, channel: ChannelInfo) -> bool:
         """A cheap request that succeeds only if the channel can serve again."""

@@ -26,9 +26,10 @@ from aitre.relay.upstream import Timeouts, UpstreamFailure, UpstreamRequest, ans
 from aitre.relay.usage import Usage
 
 if TYPE_CHECKING:
+    from starlette.types import ASGIApp
+
     from aitre.channels.model import ChannelInfo
     from aitre.relay.job import RelayJob
-    from aitre.relay.streaming import StreamResponse
     from aitre.state import AppState
 
 # Models that take an aspect ratio instead of a width and height.
@@ -66,9 +67,7 @@ class BflAdapter:
     def supports(self, endpoint: str, model: str) -> bool:
         return endpoint == "images.generations"
 
-    async def execute(
-        self, state: AppState, job: RelayJob, channel: ChannelInfo
-    ) -> Response | StreamResponse:
+    async def execute(self, state: AppState, job: RelayJob, channel: ChannelInfo) -> ASGIApp:
         body = job.body
         n = body.get("n", 1)
         if not isinstance(n, int) or not 1 <= n <= 10:

@@ -18,11 +18,10 @@ from aitre.relay.job import UploadedFile
 from aitre.relay.upstream import UpstreamRequest, answers
 
 if TYPE_CHECKING:
-    from starlette.responses import Response
+    from starlette.types import ASGIApp
 
     from aitre.channels.model import ChannelInfo
     from aitre.relay.job import RelayJob
-    from aitre.relay.streaming import StreamResponse
     from aitre.state import AppState
 
 
@@ -63,9 +62,7 @@ class OpenAICompatAdapter:
         headers["Content-Type"] = "application/json"
         return UpstreamRequest("POST", url, headers, rewrite_body(channel, job))
 
-    async def execute(
-        self, state: AppState, job: RelayJob, channel: ChannelInfo
-    ) -> Response | StreamResponse:
+    async def execute(self, state: AppState, job: RelayJob, channel: ChannelInfo) -> ASGIApp:
         return await passthrough.execute(state, job, channel, self.build(channel, job))
 
     async def balance(self, state: AppState, channel: ChannelInfo) -> Decimal | None:

@@ -10,11 +10,10 @@ from aitre.adapters.bfl_flux import BflAdapter
 from aitre.adapters.openai_compat import OpenAICompatAdapter
 
 if TYPE_CHECKING:
-    from starlette.responses import Response
+    from starlette.types import ASGIApp
 
     from aitre.channels.model import ChannelInfo
     from aitre.relay.job import RelayJob
-    from aitre.relay.streaming import StreamResponse
     from aitre.state import AppState
 
 
@@ -26,9 +25,7 @@ class SimulatorAdapter:
     def supports(self, endpoint: str, model: str) -> bool:
         return True
 
-    async def execute(
-        self, state: AppState, job: RelayJob, channel: ChannelInfo
-    ) -> Response | StreamResponse:
+    async def execute(self, state: AppState, job: RelayJob, channel: ChannelInfo) -> ASGIApp:
         if job.endpoint == "images.generations" and job.upstream_model(channel).startswith("flux"):
             return await self._bfl.execute(state, job, channel)
         return await self._openai.execute(state, job, channel)

@@ -12,6 +12,7 @@ from starlette.types import Message
 from aitre.accounts.auth import Caller
 from aitre.accounts.keys import parse_bearer
 from aitre.errors import ApiError, bad_request, invalid_api_key
+from aitre.relay.cancel import ClientGone
 from aitre.relay.job import FormField, RelayJob, UploadedFile
 from aitre.state import AppState
 
@@ -31,11 +32,21 @@ def request_id(request: Request) -> str:
 
 
 def client_ip(request: Request) -> str:
-    return request.client.host if request.client else ""
+    client = request.scope.get("client")
+    return str(client[0]) if client else ""
+
+
+def header(request: Request, name: bytes) -> str | None:
+    """One request header, read straight from the ASGI scope (`name` in lower case): the relay
+    reads two or three, not worth building Starlette's `Headers` for."""
+    for key, value in request.scope["headers"]:
+        if key == name:
+            return str(value.decode("latin-1"))
+    return None
 
 
 async def authenticate(request: Request, state: AppState) -> Caller:
-    key = parse_bearer(request.headers.get("authorization"))
+    key = parse_bearer(header(request, b"authorization"))
     if key is None:
         raise ApiError(
             401,
@@ -49,17 +60,25 @@ async def authenticate(request: Request, state: AppState) -> Caller:
 
 
 async def read_body(request: Request, limit: int) -> bytes:
-    declared = request.headers.get("content-length")
+    declared = header(request, b"content-length")
     if declared is not None and declared.isdigit() and int(declared) > limit:
         raise _too_large(limit)
     chunks: list[bytes] = []
     size = 0
-    async for chunk in request.stream():
-        size += len(chunk)
-        if size > limit:
-            raise _too_large(limit)
-        chunks.append(chunk)
-    return b"".join(chunks)
+    receive = request.receive
+    while True:
+        message = await receive()
+        if message["type"] == "http.disconnect":
+            raise ClientGone()
+        chunk = message.get("body", b"")
+        if chunk:
+            size += len(chunk)
+            if size > limit:
+                raise _too_large(limit)
+            chunks.append(chunk)
+        if not message.get("more_body", False):
+            break
+    return chunks[0] if len(chunks) == 1 else b"".join(chunks)
 
 
 def _too_large(limit: int) -> ApiError:

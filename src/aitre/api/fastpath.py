@@ -16,7 +16,7 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 from starlette.requests import Request
-from starlette.types import ASGIApp, Message, Receive, Scope, Send
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from aitre.errors import ApiError
 
@@ -45,15 +45,6 @@ class FastPath:
         if self.state is None:
             self.state = getattr(getattr(self.app, "state", None), "aitre", None)
         scope["aitre.state"] = self.state
-        header = (b"x-request-id", rid.encode())
-
-        async def send_with_id(message: Message) -> None:
-            if message["type"] == "http.response.start":
-                headers = message.get("headers") or []
-                if not any(k == b"x-request-id" for k, _ in headers):
-                    message["headers"] = [*headers, header]
-            await send(message)
-
         request = Request(scope, receive)
         try:
             response = await handler(request)
@@ -64,4 +55,8 @@ class FastPath:
             response = ApiError(
                 500, "The gateway hit an internal error.", type="server_error", code="internal_error"
             ).to_response(rid)
-        await response(scope, receive, send_with_id)
+        # Every answer carries the request id: ours set it already; add it to any other.
+        headers = getattr(response, "raw_headers", None)
+        if headers is not None and not any(k == b"x-request-id" for k, _ in headers):
+            headers.append((b"x-request-id", rid.encode()))
+        await response(scope, receive, send)

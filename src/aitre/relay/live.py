@@ -27,7 +27,7 @@ class LiveStream:
         keepalive_seconds: float = 10.0,
     ) -> None:
         self._work = work
-        self._headers = headers
+        self.raw_headers = headers
         self._on_gone = on_gone
         self._keepalive = keepalive_seconds
 
@@ -48,7 +48,7 @@ class LiveStream:
                 if asyncio.get_running_loop().time() - last_sent >= self._keepalive:
                     await emit(KEEPALIVE)
 
-        await send({"type": "http.response.start", "status": 200, "headers": self._headers})
+        await send({"type": "http.response.start", "status": 200, "headers": self.raw_headers})
         work = asyncio.create_task(self._work(emit))
         pinger = asyncio.create_task(keepalive())
         watcher = asyncio.create_task(_wait_disconnect(receive))

@@ -11,18 +11,20 @@ from typing import TYPE_CHECKING, Any
 
 import aiohttp
 import orjson
-from starlette.responses import Response
 
 from aitre.adapters.base import Retryable
 from aitre.errors import ApiError
 from aitre.relay.errors import CHANNEL_DEAD, RETRYABLE_STATUS, error_from_failure, error_from_status
 from aitre.relay.outcome import count_usage, finish, note_attempt
+from aitre.relay.respond import BodyResponse
 from aitre.relay.sse import StreamTap
 from aitre.relay.streaming import BlockSource, StreamOutcome, StreamResponse, UpstreamBytes, UpstreamEvents
 from aitre.relay.upstream import Timeouts, UpstreamFailure, UpstreamRequest, read_body
 from aitre.relay.usage import Usage, completion_text, usage_from_dict
 
 if TYPE_CHECKING:
+    from starlette.types import ASGIApp
+
     from aitre.channels.model import ChannelInfo
     from aitre.relay.job import RelayJob
     from aitre.state import AppState
@@ -76,9 +78,7 @@ async def send(
     raise error
 
 
-async def execute(
-    state: AppState, job: RelayJob, channel: ChannelInfo, req: UpstreamRequest
-) -> Response | StreamResponse:
+async def execute(state: AppState, job: RelayJob, channel: ChannelInfo, req: UpstreamRequest) -> ASGIApp:
     timeouts = channel_timeouts(state, channel)
     resp = await send(state, job, channel, req, timeouts)
     if job.binary_response and resp.status == 200:
@@ -91,7 +91,7 @@ async def execute(
 
 async def _buffered(
     state: AppState, job: RelayJob, channel: ChannelInfo, resp: aiohttp.ClientResponse, timeouts: Timeouts
-) -> Response:
+) -> BodyResponse:
     try:
         body = await read_body(resp, timeouts, _RESPONSE_LIMIT)
     except UpstreamFailure as failure:
@@ -113,9 +113,7 @@ async def _buffered(
             body = orjson.dumps(data)
         usage = await measure(state, job, data)
     finish(state, job, channel, resp.status, "", usage)
-    return Response(
-        body, status_code=resp.status, media_type=media_type, headers={"x-request-id": job.request_id}
-    )
+    return BodyResponse(body, resp.status, media_type, job.request_id)
 
 
 async def measure(state: AppState, job: RelayJob, data: Any) -> Usage:

@@ -21,11 +21,10 @@ from aitre.relay.errors import CHANNEL_DEAD, no_channel
 from aitre.relay.outcome import finish, release_slot
 
 if TYPE_CHECKING:
-    from starlette.responses import Response
+    from starlette.types import ASGIApp
 
     from aitre.channels.model import ChannelInfo
     from aitre.relay.job import RelayJob
-    from aitre.relay.streaming import StreamResponse
     from aitre.state import AppState
 
 T = TypeVar("T")
@@ -137,7 +136,7 @@ async def admit(state: AppState, job: RelayJob, image_chat: bool = False) -> Non
         raise
 
 
-async def relay(state: AppState, job: RelayJob) -> Response | StreamResponse:
+async def relay(state: AppState, job: RelayJob) -> ASGIApp:
     first = ensure_routable(state, job)
     await admit(state, job)
     work = with_failover(state, job, lambda ch: state.adapter_for(ch).execute(state, job, ch), first)

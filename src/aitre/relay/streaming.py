@@ -154,7 +154,7 @@ class StreamResponse:
     ) -> None:
         self._source = source
         self._first = first
-        self._headers = headers
+        self.raw_headers = headers
         self._on_close = on_close
         self._closed = False
 
@@ -164,7 +164,7 @@ class StreamResponse:
         watch = DisconnectWatch(receive, task)
         outcome = StreamOutcome()
         try:
-            await send({"type": "http.response.start", "status": 200, "headers": self._headers})
+            await send({"type": "http.response.start", "status": 200, "headers": self.raw_headers})
             await send({"type": "http.response.body", "body": self._first, "more_body": True})
             outcome = await self._pump(send)
         except asyncio.CancelledError:
