@@ -60,7 +60,10 @@ def main() -> None:
         url = f"http://127.0.0.1:{gw_port}/v1/chat/completions"
         status, _ = http_get(f"http://127.0.0.1:{gw_port}/readyz")
         assert status == 200, status
-        spy = [str(ROOT / ".venv" / "bin" / "py-spy"), "record", "--rate", "500", "--pid", str(gw.pid), "--duration", str(args.seconds)]
+        import psutil
+
+        print(f"gateway RSS before load: {psutil.Process(gw.pid).memory_info().rss / 2**20:.1f} MB")
+        spy = [str(ROOT / ".venv" / "bin" / "py-spy"), "record", "--rate", "1000", "--pid", str(gw.pid), "--duration", str(args.seconds)]
         spy += ["--output", args.out, "--format", "speedscope" if args.out.endswith(".json") else "flamegraph"] if args.out else []
         wrk = subprocess.Popen(
             pinned("1", ["wrk", "-t1", f"-c{args.connections}", f"-d{args.seconds + 2}s", "-s", str(script), url]),
@@ -69,7 +72,15 @@ def main() -> None:
         time.sleep(1)
         if args.out:
             subprocess.run(spy, check=False)
+        else:
+            import psutil
+
+            proc = psutil.Process(gw.pid)
+            proc.cpu_percent()
+            time.sleep(args.seconds - 1)
+            print(f"gateway CPU: {proc.cpu_percent():.0f}% of one core")
         wrk.wait()
+        print(f"gateway RSS after load: {psutil.Process(gw.pid).memory_info().rss / 2**20:.1f} MB")
         _ = canned
     finally:
         for p in procs:

@@ -1,4 +1,4 @@
-"""The ASGI application: routes, error handlers, and the lifespan that owns all state."""
+"""The ASGI application: the front door's routes, and the lifespan that owns all state."""
 
 from __future__ import annotations
 
@@ -8,22 +8,12 @@ import gc
 import logging
 from collections.abc import AsyncIterator
 
-from fastapi import FastAPI
-from fastapi.exceptions import RequestValidationError
-from starlette.exceptions import HTTPException
-from starlette.requests import Request
-from starlette.responses import Response
-from starlette.routing import Route
+from starlette.routing import Mount
 from starlette.types import ASGIApp
 
-from aitre import __version__
 from aitre.adapters.registry import build_registry
 from aitre.api import audio, chat, completions, embeddings, health, images, media, models
-from aitre.api.admin.routes import router as admin_router
-from aitre.api.common import request_id
-from aitre.api.fastpath import FastPath, Handler
-from aitre.api.middleware.request_id import RequestIdMiddleware
-from aitre.api.user.routes import router as user_router
+from aitre.api.fastpath import Gateway, Handler
 from aitre.billing.accountant import Accountant
 from aitre.billing.bank import LocalBank
 from aitre.billing.books import Books
@@ -34,7 +24,6 @@ from aitre.catalog import Catalog
 from aitre.channels.health import ChannelHealth
 from aitre.channels.ops import ChannelOps
 from aitre.config import Settings
-from aitre.errors import ApiError
 from aitre.media.fetch import MediaFetcher
 from aitre.media.store import MediaStore
 from aitre.relay.upstream import Upstream
@@ -69,108 +58,70 @@ async def prepare_database(settings: Settings) -> FirstKeys | None:
         await engine.dispose()
 
 
-def _relay_routes() -> list[Route]:
-    return [
-        Route("/v1/chat/completions", chat.chat_completions, methods=["POST"]),
-        Route("/v1/completions", completions.completions, methods=["POST"]),
-        Route("/v1/embeddings", embeddings.embeddings, methods=["POST"]),
-        Route("/v1/images/generations", images.generations, methods=["POST"]),
-        Route("/v1/images/edits", images.edits, methods=["POST"]),
-        Route("/v1/audio/speech", audio.speech, methods=["POST"]),
-        Route("/v1/audio/transcriptions", audio.transcriptions, methods=["POST"]),
-        Route("/v1/audio/translations", audio.translations, methods=["POST"]),
-        Route("/v1/models", models.list_models, methods=["GET"]),
-        Route("/v1/models/{model:path}", models.get_model, methods=["GET"]),
-        Route("/healthz", health.healthz, methods=["GET"]),
-        Route("/readyz", health.readyz, methods=["GET"]),
-        Route("/media/{name}", media.get_media, methods=["GET", "HEAD"]),
-    ]
-
-
-def _install_error_handlers(app: FastAPI) -> None:
-    async def on_api_error(request: Request, exc: Exception) -> Response:
-        assert isinstance(exc, ApiError)
-        return exc.to_response(request_id(request))
-
-    async def on_http_error(request: Request, exc: Exception) -> Response:
-        assert isinstance(exc, HTTPException)
-        status = exc.status_code
-        code = {404: "not_found", 405: "method_not_allowed"}.get(status)
-        return ApiError(status, str(exc.detail), code=code, headers=dict(exc.headers or {})).to_response(
-            request_id(request)
-        )
-
-    async def on_validation_error(request: Request, exc: Exception) -> Response:
-        assert isinstance(exc, RequestValidationError)
-        first = exc.errors()[0] if exc.errors() else {}
-        param = ".".join(str(p) for p in first.get("loc", ())[1:]) or None
-        message = f"Invalid request: {first.get('msg', 'bad input')}" + (f" ({param})" if param else "")
-        return ApiError(400, message, param=param).to_response(request_id(request))
-
-    async def on_unexpected(request: Request, exc: Exception) -> Response:
-        log.exception("unhandled error on %s %s", request.method, request.url.path)
-        err = ApiError(500, "The gateway hit an internal error.", type="server_error", code="internal_error")
-        return err.to_response(request_id(request))
-
-    app.add_exception_handler(ApiError, on_api_error)
-    app.add_exception_handler(HTTPException, on_http_error)
-    app.add_exception_handler(RequestValidationError, on_validation_error)
-    app.add_exception_handler(Exception, on_unexpected)
-
-
 def _fast_routes() -> dict[tuple[str, str], Handler]:
-    """The relay endpoints, dispatched without the FastAPI stack (see `api.fastpath`)."""
-    return {
-        (m, r.path): r.endpoint
-        for r in _relay_routes()
-        if r.path.startswith("/v1/") and "{" not in r.path
-        for m in (r.methods or ())
-        if m != "HEAD"
+    """Exact routes the gateway dispatches itself (see `api.fastpath`)."""
+    routes: dict[tuple[str, str], Handler] = {
+        ("POST", "/v1/chat/completions"): chat.chat_completions,
+        ("POST", "/v1/completions"): completions.completions,
+        ("POST", "/v1/embeddings"): embeddings.embeddings,
+        ("POST", "/v1/images/generations"): images.generations,
+        ("POST", "/v1/images/edits"): images.edits,
+        ("POST", "/v1/audio/speech"): audio.speech,
+        ("POST", "/v1/audio/transcriptions"): audio.transcriptions,
+        ("POST", "/v1/audio/translations"): audio.translations,
+        ("GET", "/v1/models"): models.list_models,
+        ("GET", "/healthz"): health.healthz,
+        ("GET", "/readyz"): health.readyz,
     }
+    return routes
 
 
-def create_app(settings: Settings | None = None) -> ASGIApp:
+def _prefix_routes() -> list[tuple[str, str, Handler]]:
+    return [("/v1/models/", "model", models.get_model), ("/media/", "name", media.get_media)]
+
+
+def create_app(settings: Settings | None = None) -> Gateway:
     settings = settings or Settings()
+    gateway: Gateway
 
     @contextlib.asynccontextmanager
-    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+    async def lifespan() -> AsyncIterator[AppState]:
         keys = await prepare_database(settings)
         if keys is not None:
             log.warning("first start: admin key %s, user key %s", keys.admin_key, keys.user_key)
         state = await _start_state(settings)
-        app.state.aitre = state
+        if sim_app is not None:
+            sim_app.state.sim.tokenizer = state.tokenizer
         # Everything built so far (libraries, models, caches) lives as long as the process: keep
         # it out of the garbage collector's full passes, which otherwise scan 100k+ objects
         # (about 60 ms) every few hundred requests and show up as p99 spikes.
         gc.collect()
         gc.freeze()
-        if sim_app is not None:
-            sim_app.state.sim.tokenizer = state.tokenizer
         try:
-            yield
+            yield state
         finally:
             await _stop_state(state)
 
-    app = FastAPI(title="aitre", version=__version__, lifespan=lifespan, docs_url="/docs", redoc_url=None)
-    app.router.routes.extend(_relay_routes())
-    app.include_router(admin_router)
-    app.include_router(user_router)
-    _install_error_handlers(app)
+    def build_api() -> ASGIApp:
+        from aitre.api.rest import build_api as build  # FastAPI: only when its routes are used
+
+        return build()
+
+    mounts: list[Mount] = []
     sim_app = None
     if settings.simulator_enabled:
+        from aitre.simulator.app import create_simulator_app  # media libraries: only when mounted
 
         def simulator_keys() -> list[str]:
-            state: AppState | None = getattr(app.state, "aitre", None)
+            state: AppState | None = gateway.state
             if state is None:
                 return []
             return [c.secret for c in state.catalog.router.channels if c.type == "simulator" and c.secret]
 
-        from aitre.simulator.app import create_simulator_app  # media libraries: only when mounted
-
         sim_app = create_simulator_app(keys=simulator_keys)
-        app.mount("/sim", sim_app)
-    app.add_middleware(RequestIdMiddleware)
-    return FastPath(app, _fast_routes())
+        mounts.append(Mount("/sim", app=sim_app))
+    gateway = Gateway(_fast_routes(), _prefix_routes(), lifespan, build_api, mounts)
+    return gateway
 
 
 async def _start_state(settings: Settings) -> AppState:

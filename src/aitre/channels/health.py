@@ -20,7 +20,10 @@ WINDOW_SECONDS = 60.0
 
 @dataclass(slots=True)
 class _State:
-    samples: deque[tuple[float, bool, float]] = field(default_factory=deque)  # (when, ok, latency ms)
+    # Per-second counts over the last minute ([second, requests, failures]) and the latest
+    # successful latencies: memory stays bounded whatever the request rate.
+    buckets: deque[list[int]] = field(default_factory=deque)
+    latencies: deque[float] = field(default_factory=lambda: deque(maxlen=256))
     consecutive_failures: int = 0
     cooldown_until: float = 0.0
     cooldown_seconds: float = 0.0
@@ -55,8 +58,23 @@ class ChannelHealth:
         return state
 
     def _trim(self, state: _State, now: float) -> None:
-        while state.samples and now - state.samples[0][0] > WINDOW_SECONDS:
-            state.samples.popleft()
+        while state.buckets and now - state.buckets[0][0] > WINDOW_SECONDS:
+            state.buckets.popleft()
+
+    def _count(self, state: _State, now: float, failed: bool) -> None:
+        second = int(now)
+        if state.buckets and state.buckets[-1][0] == second:
+            bucket = state.buckets[-1]
+        else:
+            bucket = [second, 0, 0]
+            state.buckets.append(bucket)
+            self._trim(state, now)
+        bucket[1] += 1
+        bucket[2] += failed
+
+    @staticmethod
+    def _totals(state: _State) -> tuple[int, int]:
+        return sum(b[1] for b in state.buckets), sum(b[2] for b in state.buckets)
 
     # --- routing ---------------------------------------------------------------------------
     def available(self, channel_id: int) -> bool:
@@ -78,8 +96,8 @@ class ChannelHealth:
     def success(self, channel_id: int, latency_ms: float) -> None:
         state = self._state(channel_id)
         now = self._clock()
-        state.samples.append((now, True, latency_ms))
-        self._trim(state, now)
+        self._count(state, now, failed=False)
+        state.latencies.append(latency_ms)
         state.consecutive_failures = 0
         if state.trips and now >= state.cooldown_until:
             state.trips = 0  # the breaker closes after a success past the cooldown
@@ -88,14 +106,11 @@ class ChannelHealth:
     def failure(self, channel_id: int, latency_ms: float, error: str) -> None:
         state = self._state(channel_id)
         now = self._clock()
-        state.samples.append((now, False, latency_ms))
-        self._trim(state, now)
+        self._count(state, now, failed=True)
         state.consecutive_failures += 1
         state.last_error, state.last_error_at = error[:300], time.time()
-        failures = sum(1 for _, ok, _ in state.samples if not ok)
-        rate_tripped = (
-            len(state.samples) >= self.min_samples and failures / len(state.samples) >= self.error_rate
-        )
+        total, failures = self._totals(state)
+        rate_tripped = total >= self.min_samples and failures / total >= self.error_rate
         if state.consecutive_failures >= self.failure_threshold or rate_tripped:
             self._trip(state, now)
 
@@ -106,7 +121,7 @@ class ChannelHealth:
         state.cooldown_seconds = min(self.max_cooldown, self.base_cooldown * 2 ** (state.trips - 1))
         state.cooldown_until = now + state.cooldown_seconds
         state.consecutive_failures = 0
-        state.samples.clear()
+        state.buckets.clear()
 
     def cool_for(self, channel_id: int, seconds: float, error: str) -> None:
         """The upstream asked us to back off (Retry-After): honour it exactly."""
@@ -125,12 +140,11 @@ class ChannelHealth:
         state = self._states.get(channel_id) or _State()
         now = self._clock()
         self._trim(state, now)
-        n = len(state.samples)
-        ok = [lat for _, good, lat in state.samples if good]
-        ok_sorted = sorted(ok)
+        n, failures = self._totals(state)
+        ok_sorted = sorted(state.latencies)
         return {
             "requests_60s": n,
-            "error_rate_60s": round((n - len(ok)) / n, 3) if n else 0.0,
+            "error_rate_60s": round(failures / n, 3) if n else 0.0,
             "latency_p50_ms": round(ok_sorted[len(ok_sorted) // 2], 1) if ok_sorted else None,
             "latency_p99_ms": round(ok_sorted[min(len(ok_sorted) - 1, int(len(ok_sorted) * 0.99))], 1)
             if ok_sorted

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import os
-import signal
+import sys
 from typing import Annotated
 
 import typer
@@ -24,8 +24,6 @@ def serve(
         int | None, typer.Option(help="Worker processes [default: AITRE_WORKERS or 1].")
     ] = None,
 ) -> None:
-    import uvicorn
-
     from aitre.app import prepare_database
 
     # Options win over the environment; workers re-read settings from it, so write them there.
@@ -46,28 +44,12 @@ def serve(
         )
         console.print(Panel(body, title="aitre first start", expand=False))
     console.print(f"aitre listening on {base} (OpenAI base URL: {base}/v1)")
-    _exit_cleanly_on_signals()
-    uvicorn.run(
-        "aitre.app:create_app",
-        factory=True,
-        host=s.host,
-        port=s.port,
-        workers=s.workers if s.workers > 1 else None,
-        loop="uvloop",
-        http="httptools",
-        log_level=s.log_level,
-        access_log=s.access_log,
-        timeout_graceful_shutdown=int(s.shutdown_grace_seconds),
-        lifespan="on",
-    )
-
-
-def _exit_cleanly_on_signals() -> None:
-    """uvicorn shuts down gracefully on SIGTERM/SIGINT, then re-raises the signal with the
-    handlers that were there before it started. Make those no-ops, so that a clean shutdown
-    ends with exit code 0 (what process managers expect), not "killed by SIGTERM"."""
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        signal.signal(sig, lambda *_: None)
+    sys.stdout.flush()
+    # Become the server (same pid, so signals and process managers see no difference). Two
+    # malloc arenas instead of one per thread (database, executor): the same speed, a smaller
+    # resident size.
+    os.environ.setdefault("MALLOC_ARENA_MAX", "2")
+    os.execv(sys.executable, [sys.executable, "-m", "aitre.server"])
 
 
 def simulator(
