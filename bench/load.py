@@ -183,6 +183,7 @@ def start_probe(
     cores: str | None,
     stream: bool = True,
     margin: float | None = None,
+    connections: int = 1,
 ) -> subprocess.Popen[str]:
     """The TTFB probe. For a stream cell it runs alongside wrk, starting a little after it and
     stopping a little before, so that every probe request sees the full wrk load."""
@@ -198,6 +199,7 @@ def start_probe(
         f"--rate={rate}",
         f"--duration={duration - 2 * margin}",
         f"--delay={margin}",
+        f"--connections={connections}",
         *(arg for k, v in headers.items() for arg in ("--header", f"{k}: {v}")),
     ]
     return subprocess.Popen(

@@ -9,7 +9,6 @@ from __future__ import annotations
 import argparse
 import shutil
 import subprocess
-import sys
 import tempfile
 import time
 from pathlib import Path
@@ -26,23 +25,48 @@ def main() -> None:
     parser.add_argument("--stream", action="store_true")
     parser.add_argument("--seconds", type=int, default=10)
     parser.add_argument("--connections", type=int, default=8)
-    parser.add_argument("--out", default="", help="flame graph (.svg) or speedscope (.json); default: wrk only")
+    parser.add_argument(
+        "--out", default="", help="flame graph (.svg) or speedscope (.json); default: wrk only"
+    )
     parser.add_argument("--env", action="append", default=[], help="extra AITRE_X=Y for the gateway")
+    parser.add_argument("--gateway-cores", default="0", help="taskset cores for the gateway")
     args = parser.parse_args()
     work = Path(tempfile.mkdtemp(prefix="aitre-profile-"))
     procs: list[subprocess.Popen[bytes]] = []
     try:
         up_port, gw_port = free_port(), free_port()
         conf = nginx.write_upstream(work / "nginx", up_port)
-        procs.append(subprocess.Popen(pinned("1", nginx.command(conf, work / "nginx")), start_new_session=True))
+        procs.append(
+            subprocess.Popen(pinned("1", nginx.command(conf, work / "nginx")), start_new_session=True)
+        )
         env = clean_env(
-            {"AITRE_DATA_DIR": str(work / "data"), "AITRE_PORT": str(gw_port), "AITRE_SIMULATOR_ENABLED": "false",
-             "AITRE_LOG_LEVEL": "warning", **dict(e.split("=", 1) for e in args.env)}
-        )  # fmt: skip
+            {
+                "AITRE_DATA_DIR": str(work / "data"),
+                "AITRE_PORT": str(gw_port),
+                "AITRE_SIMULATOR_ENABLED": "false",
+                "AITRE_LOG_LEVEL": "warning",
+                **dict(e.split("=", 1) for e in args.env),
+            }
+        )
         aitre = str(ROOT / ".venv" / "bin" / "aitre")
-        subprocess.run([aitre, "channel", "add", "bench", "--base-url", f"http://127.0.0.1:{up_port}/v1",
-                        "--models", "gpt-4o-mini", "--key", "sk-x"], env=env, check=True, capture_output=True)  # fmt: skip
-        gw = subprocess.Popen(pinned("0", [aitre, "serve"]), env=env, start_new_session=True)
+        subprocess.run(
+            [
+                aitre,
+                "channel",
+                "add",
+                "bench",
+                "--base-url",
+                f"http://127.0.0.1:{up_port}/v1",
+                "--models",
+                "gpt-4o-mini",
+                "--key",
+                "sk-x",
+            ],
+            env=env,
+            check=True,
+            capture_output=True,
+        )
+        gw = subprocess.Popen(pinned(args.gateway_cores, [aitre, "serve"]), env=env, start_new_session=True)
         procs.append(gw)
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline:
@@ -63,10 +87,25 @@ def main() -> None:
         import psutil
 
         print(f"gateway RSS before load: {psutil.Process(gw.pid).memory_info().rss / 2**20:.1f} MB")
-        spy = [str(ROOT / ".venv" / "bin" / "py-spy"), "record", "--rate", "1000", "--pid", str(gw.pid), "--duration", str(args.seconds)]
-        spy += ["--output", args.out, "--format", "speedscope" if args.out.endswith(".json") else "flamegraph"] if args.out else []
+        spy = [
+            str(ROOT / ".venv" / "bin" / "py-spy"),
+            "record",
+            "--rate",
+            "1000",
+            "--pid",
+            str(gw.pid),
+            "--duration",
+            str(args.seconds),
+        ]
+        spy += (
+            ["--output", args.out, "--format", "speedscope" if args.out.endswith(".json") else "flamegraph"]
+            if args.out
+            else []
+        )
         wrk = subprocess.Popen(
-            pinned("1", ["wrk", "-t1", f"-c{args.connections}", f"-d{args.seconds + 2}s", "-s", str(script), url]),
+            pinned(
+                "1", ["wrk", "-t1", f"-c{args.connections}", f"-d{args.seconds + 2}s", "-s", str(script), url]
+            ),
             stdout=None if not args.out else subprocess.DEVNULL,
         )
         time.sleep(1)

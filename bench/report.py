@@ -173,6 +173,11 @@ def ratios(results: list[TargetResult], concurrencies: list[int]) -> dict[str, R
         a, d = _idle(by.get("aitre"), mode, metric), _idle(by.get("direct"), mode, metric)
         what = "p50" if mode == "non-stream" else "TTFB p50"
         add(f"aitre added {what} {mode} unloaded", a - d if a is not None and d is not None else None, "ms")
+        a, d = (
+            _idle(by.get("aitre"), f"paced {mode}", metric),
+            _idle(by.get("direct"), f"paced {mode}", metric),
+        )
+        add(f"aitre added {what} {mode} paced c=8", a - d if a is not None and d is not None else None, "ms")
     return out
 
 
@@ -210,25 +215,29 @@ def checks(results: list[TargetResult], concurrencies: list[int], r: dict[str, R
                     _cmp(v, floor, True),
                     peer,
                 )
+    # Latency targets at concurrency 8, measured paced below saturation (see measure_idle); the
+    # saturated wrk cells are in the ratios table as "added p50 ... c=8".
     for mode in MODES:
-        ratio = r[f"aitre added p50 {mode} c={low}"]
+        what = "p50" if mode == "non-stream" else "TTFB p50"
+        ratio = r[f"aitre added {what} {mode} paced c=8"]
         ok = _cmp(ratio.value, MAX_ADDED_P50_MS, False)
         add(
-            f"added p50 latency over direct, {mode}, c={low}",
+            f"added p50 latency over direct, {mode}, c=8 paced",
             f"<= {MAX_ADDED_P50_MS:g} ms",
             ratio,
             ok,
             "direct",
         )
-    ratio = r[f"aitre TTFB overhead p50 c={low}"]
+    ratio = r["aitre added TTFB p50 stream paced c=8"]
     ok = _cmp(ratio.value, MAX_TTFB_OVERHEAD_MS, False)
     add(
-        f"stream TTFB overhead over direct (p50), c={low}",
+        "stream TTFB overhead over direct (p50), c=8 paced",
         f"<= {MAX_TTFB_OVERHEAD_MS:g} ms",
         ratio,
         ok,
         "direct",
     )
+    _ = low
     for name in ("aitre", "aitre-w2"):
         t = by.get(name)
         measured = t is not None and t.status == "ok"

@@ -50,6 +50,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     ap.add_argument("--targets", default=",".join(names), help=f"comma-separated subset of {','.join(names)}")
     ap.add_argument("--probe-rate", type=float, default=100.0, help="TTFB probe requests/s at most [100]")
     ap.add_argument(
+        "--paced-rate", type=float, default=200.0, help="requests/s of the paced c=8 latency run [200]"
+    )
+    ap.add_argument(
         "--quiet-wait",
         type=float,
         default=20.0,
@@ -172,15 +175,30 @@ def _ms(value: float | None) -> str:
 
 
 def measure_idle(ctx: Context, ep: Endpoint, args: argparse.Namespace) -> dict[str, dict[str, Any]]:
-    """Latency without load: the probe alone, one connection, requests back to back. This is
-    the per-request cost of the target, with no queueing in it (the loaded cells show both)."""
+    """Latency without queueing: the probe alone on one connection, requests back to back
+    ("non-stream", "stream"); and at concurrency 8 below saturation: 8 connections sending
+    `--paced-rate` requests/s in all ("paced non-stream", "paced stream"). With wrk's closed
+    loop, latency at c=8 is mostly queueing (c / throughput) for any Python server; the paced
+    run measures what a request costs when 8 are in flight but the server keeps up."""
     secs = float(min(3, args.duration))
     out: dict[str, dict[str, Any]] = {}
     for stream in (False, True):
+        mode = "stream" if stream else "non-stream"
         proc = start_probe(
             ep.url, ep.headers, duration=secs, rate=1000, cores=ctx.load_cores, stream=stream, margin=0
         )
-        out["stream" if stream else "non-stream"] = finish_probe(proc, timeout=secs + 30)
+        out[mode] = finish_probe(proc, timeout=secs + 30)
+        proc = start_probe(
+            ep.url,
+            ep.headers,
+            duration=secs,
+            rate=args.paced_rate,
+            cores=ctx.load_cores,
+            stream=stream,
+            margin=0,
+            connections=8,
+        )
+        out[f"paced {mode}"] = finish_probe(proc, timeout=secs + 30)
     return out
 
 

@@ -6,8 +6,10 @@ import asyncio
 import contextlib
 import gc
 import logging
+import os
 from collections.abc import AsyncIterator
 
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from starlette.routing import Mount
 from starlette.types import ASGIApp
 
@@ -15,9 +17,10 @@ from aitre.adapters.registry import build_registry
 from aitre.api import audio, chat, completions, embeddings, health, images, media, models
 from aitre.api.fastpath import Gateway, Handler
 from aitre.billing.accountant import Accountant
-from aitre.billing.bank import LocalBank
+from aitre.billing.bank import Bank, LocalBank
 from aitre.billing.books import Books
 from aitre.billing.limits import RateLimiter
+from aitre.billing.shared_bank import SharedBank
 from aitre.billing.usage_log import UsageRecorder
 from aitre.bootstrap import FirstKeys, bootstrap_if_empty, write_keys_file
 from aitre.catalog import Catalog
@@ -131,11 +134,21 @@ async def _start_state(settings: Settings) -> AppState:
     catalog = Catalog(sessions, box, settings.cache_refresh_seconds, settings.internal_url() + "/sim")
     await catalog.reload()
     catalog.start()
-    books = Books(sessions, settings.data_dir / "journal", settings.flush_seconds, settings.ledger_fsync)
-    await books.recover()
+    # One journal folder per process; with several workers the parent recovered them all
+    # before starting the workers (`aitre.server`), and the database is the bank's authority.
+    several = settings.workers > 1
+    books = Books(
+        sessions,
+        settings.data_dir / "journal",
+        f"worker-{os.getpid()}" if several else "main",
+        settings.flush_seconds,
+        settings.ledger_fsync,
+    )
+    if not several:
+        await books.recover()
     books.start()
     recorder = UsageRecorder(books)
-    bank = LocalBank(sessions, books)
+    bank = _choose_bank(settings, sessions, books, several)
     catalog.on_change.append(bank.reload)
     tokenizer = Tokenizer()
     # Build the encoding of current models (about half a second) before serving, in a thread: a
@@ -173,10 +186,32 @@ async def _start_state(settings: Settings) -> AppState:
     return state
 
 
+def _choose_bank(
+    settings: Settings, sessions: async_sessionmaker[AsyncSession], books: Books, several: bool
+) -> Bank:
+    """One process on SQLite: balances in memory (fastest). Several processes or a shared
+    database: Redis when configured, else the database itself (correct, slower)."""
+    if not several and settings.is_sqlite:
+        return LocalBank(sessions, books)
+    if settings.redis_url:
+        from aitre.billing.redis_bank import RedisBalances, RedisBank
+
+        return RedisBank(sessions, books, RedisBalances(settings.redis_url, settings.resolved_database_url()))
+    if settings.is_sqlite:
+        log.warning(
+            "several workers on SQLite without AITRE_REDIS_URL: every request reserves in the database "
+            "(exact, but slow); set AITRE_REDIS_URL for shared balances in Redis"
+        )
+    return SharedBank(sessions, books)
+
+
 async def _stop_state(state: AppState) -> None:
     await state.channel_ops.stop()
     await state.catalog.stop()
     await state.books.stop()
+    closer = getattr(state.accountant.bank, "close", None)
+    if closer is not None:
+        await closer()
     await state.upstream.close()
     await state.fetcher.close()
     await state.engine.dispose()

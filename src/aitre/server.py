@@ -7,6 +7,7 @@ heap they left behind (a leaner resident size under load).
 
 from __future__ import annotations
 
+import asyncio
 import signal
 
 import uvicorn
@@ -22,8 +23,36 @@ def _exit_cleanly_on_signals() -> None:
         signal.signal(sig, lambda *_: None)
 
 
+async def _recover_journals(s: Settings) -> None:
+    """With several workers, each journals into its own folder and none may replay or refund
+    what another has in flight: the parent does it once, before any worker starts."""
+    from aitre.billing.books import Books
+    from aitre.store.db import make_engine, make_sessionmaker
+
+    engine = make_engine(s.resolved_database_url())
+    try:
+        books = Books(make_sessionmaker(engine), s.data_dir / "journal", "recovery")
+        refunds = await books.recover()
+        books.close()
+        if s.redis_url and refunds:
+            from aitre.billing.redis_bank import RedisBalances
+
+            balances = RedisBalances(s.redis_url, s.resolved_database_url())
+            try:
+                for op in refunds:
+                    await balances.add_to_user(op["user_id"], op["amount"])
+                    if op.get("token_id") is not None:
+                        await balances.forget_token(op["token_id"])
+            finally:
+                await balances.close()
+    finally:
+        await engine.dispose()
+
+
 def main() -> None:
     s = Settings()
+    if s.workers > 1:
+        asyncio.run(_recover_journals(s))
     _exit_cleanly_on_signals()
     uvicorn.run(
         "aitre.app:create_app",

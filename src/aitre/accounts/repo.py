@@ -140,6 +140,8 @@ async def grant(
     await session.execute(update(User).where(User.id == user.id).values(quota=User.quota + amount))
     await session.flush()
     await session.refresh(user, ["quota"])
+    # Live balances kept outside the database (Redis) apply this once it commits.
+    session.info.setdefault("balance_changes", []).append((user.id, amount))
     return entry
 
 
@@ -345,6 +347,8 @@ async def update_key(session: AsyncSession, token: Token, changes: Mapping[str, 
     """Change some of a key's settings (`KEY_FIELDS`; the same rules as `create_key`)."""
     _apply_key_changes(token, changes)
     await session.flush()
+    if "quota" in changes:
+        session.info.setdefault("token_changes", []).append(token.id)
     return token
 
 

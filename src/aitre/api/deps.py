@@ -107,9 +107,11 @@ class Db:
     async def write(self) -> AsyncIterator[AsyncSession]:
         """One transaction; on success the catalog version moves and this process reloads."""
         with domain_errors():
-            async with self.state.sessions() as session, session.begin():
-                yield session
-                await bump_version(session)
+            async with self.state.sessions() as session:
+                async with session.begin():
+                    yield session
+                    await bump_version(session)
+                await self.state.accountant.bank.apply_external(session.info)
         await self.state.catalog.refresh_if_changed()
 
 

@@ -8,7 +8,7 @@ from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
 from aitre.accounts.policy import check_key
-from aitre.billing.bank import Hold, LocalBank
+from aitre.billing.bank import Bank, Hold
 from aitre.billing.limits import RateLimiter
 from aitre.billing.pricebook import PriceBook
 from aitre.billing.prices import ModelPrice, to_units
@@ -58,7 +58,7 @@ def _count(value: Any, n: int) -> int:
 class Accountant:
     def __init__(
         self,
-        bank: LocalBank,
+        bank: Bank,
         prices: PriceBook,
         limiter: RateLimiter,
         tokenizer: Tokenizer,

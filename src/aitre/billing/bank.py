@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import asyncio
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
@@ -34,6 +34,33 @@ class Hold:
     token_id: int | None
     amount: int
     token_limited: bool = False
+
+
+class Bank(Protocol):
+    """Reserve before the call, settle or refund after; balances for the APIs."""
+
+    async def reserve(self, hold: Hold) -> None: ...
+
+    def settle(self, hold: Hold, actual: int) -> int: ...
+
+    def refund(self, hold: Hold, note: str = "") -> None: ...
+
+    async def credit(self, user_id: int, amount: int, kind: str, hold_id: str, note: str = "") -> None: ...
+
+    async def balance(self, user_id: int) -> int: ...
+
+    async def token_remaining(self, token_id: int) -> int | None: ...
+
+    async def reload(self) -> None: ...
+
+    async def apply_external(self, info: dict[str, Any]) -> None:
+        """Changes committed outside a request (top-ups, a key's new quota), as recorded in
+        the transaction's `session.info`."""
+        ...
+
+    async def flush(self) -> None: ...
+
+    def open_holds(self) -> int: ...
 
 
 def insufficient(message: str) -> ApiError:
@@ -211,6 +238,9 @@ class LocalBank:
 
     async def flush(self) -> None:
         await self._books.flush()
+
+    async def apply_external(self, info: dict[str, Any]) -> None:
+        """Nothing to do: the catalog version moves with such changes, and `reload` follows."""
 
     def open_holds(self) -> int:
         return len(self._open)

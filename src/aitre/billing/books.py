@@ -48,13 +48,16 @@ class Books:
     def __init__(
         self,
         sessions: async_sessionmaker[AsyncSession],
-        journal_dir: Path,
+        journal_root: Path,
+        name: str = "main",
         flush_seconds: float = 0.2,
         fsync: bool = False,
     ) -> None:
+        """Journals live in `journal_root/<name>`: one folder per process, so that several
+        workers never write, rotate or delete each other's segments."""
         self._sessions = sessions
-        self._dir = journal_dir
-        self._journal = Journal(journal_dir, fsync=fsync)
+        self._root = journal_root
+        self._journal = Journal(journal_root / name, fsync=fsync)
         self._flush_seconds = flush_seconds
         self.ops: list[dict[str, Any]] = []  # ledger operations not yet in the database
         self.rows: list[dict[str, Any]] = []  # usage-log rows not yet in the database
@@ -107,10 +110,18 @@ class Books:
         remove(segments)
         self.written += len(rows)
 
-    async def recover(self) -> int:
-        """Replay what a previous run journaled but never wrote; refund the reservations of
-        requests that died with it. Returns the number of refunds. Run before serving."""
-        leftovers = self._journal.rotate()
+    async def recover(self) -> list[dict[str, Any]]:
+        """Replay what earlier processes journaled but never wrote (every folder under the
+        journal root), and refund the reservations of requests that died with them. Returns
+        the refunds made. Run before serving, by the only process using the database's
+        journals: the single worker, or the parent of several before it starts them."""
+        own = self._journal.rotate()
+        others = [
+            p
+            for p in sorted(self._root.glob("**/*.jsonl"))
+            if p not in own and p.parent != self._journal.folder
+        ]
+        leftovers = others + own
         entries = list(read_segments(leftovers))
         ops = [e for e in entries if e.get("t", _LEDGER) == _LEDGER and "op" in e]
         rows = [e for e in entries if e.get("t") == _USAGE]
@@ -127,12 +138,15 @@ class Books:
                 )
             refunded = await refund_open_holds(session)
         remove(leftovers)
+        for folder in {p.parent for p in others}:
+            with contextlib.suppress(OSError):
+                folder.rmdir()
         if entries or refunded:
             log.warning(
                 "recovery: replayed %d ledger operations and %d usage rows, refunded %d interrupted requests",
                 len(ops),
                 len(missing),
-                refunded,
+                len(refunded),
             )
         return refunded
 
@@ -146,7 +160,17 @@ class Books:
                 await self._task
             self._task = None
         await self.flush()
+        self.close()
+
+    def close(self) -> None:
+        """Close the journal; its folder goes too when nothing in it still needs writing."""
         self._journal.close()
+        folder = self._journal.folder
+        leftovers = list(folder.glob("*.jsonl"))
+        if all(p.stat().st_size == 0 for p in leftovers):
+            remove(leftovers)
+            with contextlib.suppress(OSError):
+                folder.rmdir()
 
     async def _run(self) -> None:
         while True:

@@ -96,7 +96,7 @@ async def apply_once(session: AsyncSession, op: dict[str, Any]) -> None:
         await write_ops(session, [op])
 
 
-async def refund_open_holds(session: AsyncSession) -> int:
+async def refund_open_holds(session: AsyncSession) -> list[dict[str, Any]]:
     """Refund every request reservation that has no settle or refund: its request died with us.
 
     Task holds (`task_*`) belong to the task engine, which resumes them instead.
@@ -128,4 +128,4 @@ async def refund_open_holds(session: AsyncSession) -> int:
     ]
     if ops:
         await write_ops(session, ops)
-    return len(ops)
+    return ops

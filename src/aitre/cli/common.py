@@ -38,10 +38,12 @@ def run_db(work: Callable[[AsyncSession, SecretBox], Awaitable[T]], *, changes_c
         engine = make_engine(s.resolved_database_url())
         try:
             await upgrade_to_head(engine)
-            async with make_sessionmaker(engine)() as session, session.begin():
-                result = await work(session, box)
-                if changes_catalog:
-                    await bump_version(session)
+            async with make_sessionmaker(engine)() as session:
+                async with session.begin():
+                    result = await work(session, box)
+                    if changes_catalog:
+                        await bump_version(session)
+                await sync_live_balances(s, session.info)
                 return result
         finally:
             await engine.dispose()
@@ -51,6 +53,18 @@ def run_db(work: Callable[[AsyncSession, SecretBox], Awaitable[T]], *, changes_c
     except ValueError as exc:  # domain errors (AccountError, ChannelError) are ValueErrors
         err_console.print(f"[red]error:[/red] {exc}")
         raise typer.Exit(1) from None
+
+
+async def sync_live_balances(s: Settings, info: dict[str, Any]) -> None:
+    """Balances live in Redis when it is configured: apply committed changes there too."""
+    if s.redis_url and (info.get("balance_changes") or info.get("token_changes")):
+        from aitre.billing.redis_bank import RedisBalances
+
+        balances = RedisBalances(s.redis_url, s.resolved_database_url())
+        try:
+            await balances.apply_external(info)
+        finally:
+            await balances.close()
 
 
 def table(title: str, columns: Sequence[str], rows: Sequence[Sequence[Any]], as_json: bool = False) -> None:

@@ -1,0 +1,226 @@
+"""The bank for several processes when Redis is configured (`AITRE_REDIS_URL`): live balances in
+Redis, checked and taken by one Lua script, so processes and instances share them exactly.
+
+The database stays the record: every operation goes to the books (journaled, written in
+batches, `users.quota == SUM(ledger)`), and Redis is loaded from it on first use of a balance.
+Changes made outside a request (top-ups, redeem codes, a key's new quota) are applied to Redis
+after they commit (`apply_external`). A settlement is capped at what was reserved, as in
+`SharedBank`: only the reservation is known to be affordable.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import logging
+from typing import Any
+
+from redis.asyncio import Redis
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from aitre.billing.bank import Hold, insufficient
+from aitre.billing.books import Books
+from aitre.store.models import Token, User, now_ms
+
+log = logging.getLogger(__name__)
+
+# KEYS: user balance, key balance (or ""); ARGV: amount. A key balance "U" means unlimited.
+# Returns {1, key_limited}, {-1, balance}, {-2, key_balance}, {-3} user not loaded, {-4} key not loaded.
+_RESERVE = """
+local a = tonumber(ARGV[1])
+local u = redis.call('GET', KEYS[1])
+if not u then return {-3} end
+local t = false
+if KEYS[2] ~= '' then
+  t = redis.call('GET', KEYS[2])
+  if not t then return {-4} end
+end
+u = tonumber(u)
+if u < a then return {-1, u} end
+local limited = t and t ~= 'U'
+if limited and tonumber(t) < a then return {-2, tonumber(t)} end
+redis.call('DECRBY', KEYS[1], a)
+if limited then redis.call('DECRBY', KEYS[2], a); return {1, 1} end
+return {1, 0}
+"""
+
+
+_ADD_IF_LOADED = """
+if redis.call('EXISTS', KEYS[1]) == 1 then return redis.call('INCRBY', KEYS[1], ARGV[1]) end
+return false
+"""
+
+
+def namespace(database_url: str) -> str:
+    """Keys per database, so deployments sharing a Redis never mix balances."""
+    return "aitre:" + hashlib.sha1(database_url.encode()).hexdigest()[:10]
+
+
+class RedisBalances:
+    """The Redis side of the balances, usable without a running gateway (CLI, recovery)."""
+
+    def __init__(self, url: str, database_url: str) -> None:
+        self.redis: Redis = Redis.from_url(url)
+        self.ns = namespace(database_url)
+
+    def user_key(self, user_id: int) -> str:
+        return f"{self.ns}:u:{user_id}"
+
+    def token_key(self, token_id: int) -> str:
+        return f"{self.ns}:t:{token_id}"
+
+    async def add_to_user(self, user_id: int, amount: int) -> None:
+        """A committed change to a balance: apply it if the balance is loaded (else the next
+        load reads it from the database)."""
+        await self.redis.eval(_ADD_IF_LOADED, 1, self.user_key(user_id), amount)
+
+    async def forget_token(self, token_id: int) -> None:
+        await self.redis.delete(self.token_key(token_id))
+
+    async def apply_external(self, info: dict[str, Any]) -> None:
+        """Apply what a committed transaction recorded in `session.info` (see `accounts.repo`)."""
+        for user_id, amount in info.get("balance_changes", []):
+            await self.add_to_user(user_id, amount)
+        for token_id in info.get("token_changes", []):
+            await self.forget_token(token_id)
+
+    async def close(self) -> None:
+        await self.redis.aclose()
+
+
+class RedisBank:
+    def __init__(
+        self, sessions: async_sessionmaker[AsyncSession], books: Books, balances: RedisBalances
+    ) -> None:
+        self._sessions = sessions
+        self._books = books
+        self.balances = balances
+        self._script = balances.redis.register_script(_RESERVE)
+        self._open: dict[str, Hold] = {}
+        self._tasks: set[asyncio.Task[None]] = set()
+
+    async def _load_user(self, user_id: int) -> None:
+        async with self._sessions() as session:
+            quota = await session.scalar(select(User.quota).where(User.id == user_id))
+        await self.balances.redis.set(self.balances.user_key(user_id), int(quota or 0), nx=True)
+
+    async def _load_token(self, token_id: int) -> None:
+        async with self._sessions() as session:
+            row = (
+                await session.execute(select(Token.remain_quota, Token.unlimited).where(Token.id == token_id))
+            ).first()
+        value: int | str = "U" if row is None or row[1] else int(row[0])
+        await self.balances.redis.set(self.balances.token_key(token_id), value, nx=True)
+
+    async def reserve(self, hold: Hold) -> None:
+        keys = [
+            self.balances.user_key(hold.user_id),
+            self.balances.token_key(hold.token_id) if hold.token_id else "",
+        ]
+        for _ in range(4):
+            result = await self._script(keys=keys, args=[hold.amount])
+            code = int(result[0])
+            if code == 1:
+                hold.token_limited = bool(int(result[1]))
+                self._open[hold.hold_id] = hold
+                self._books.ledger(self._op(hold, "reserve", -hold.amount), now=False)
+                return
+            if code == -1:
+                raise insufficient(
+                    f"Insufficient balance: the request needs up to {hold.amount} units, the account has "
+                    f"{int(result[1])}."
+                )
+            if code == -2:
+                raise insufficient(
+                    f"This API key's quota is used up: the request needs up to {hold.amount} units, the key "
+                    f"has {int(result[1])} left."
+                )
+            if code == -3:
+                await self._load_user(hold.user_id)
+            elif code == -4 and hold.token_id is not None:
+                await self._load_token(hold.token_id)
+        raise RuntimeError("could not load balances into Redis")
+
+    def _op(self, hold: Hold, kind: str, amount: int, used: int = 0, note: str = "") -> dict[str, Any]:
+        return {
+            "op": kind,
+            "hold_id": hold.hold_id,
+            "user_id": hold.user_id,
+            "token_id": hold.token_id,
+            "amount": amount,
+            "token_amount": amount if hold.token_limited else 0,
+            "used": used,
+            "count": 1 if kind == "settle" else 0,
+            "note": note,
+            "ts": now_ms(),
+        }
+
+    def _give_back(self, hold: Hold, amount: int) -> None:
+        if amount <= 0:
+            return
+
+        async def give() -> None:
+            try:
+                async with self.balances.redis.pipeline(transaction=False) as pipe:
+                    pipe.incrby(self.balances.user_key(hold.user_id), amount)
+                    if hold.token_limited and hold.token_id is not None:
+                        pipe.incrby(self.balances.token_key(hold.token_id), amount)
+                    await pipe.execute()
+            except Exception:
+                log.exception("returning %d units to Redis for %s failed", amount, hold.hold_id)
+
+        task = asyncio.get_running_loop().create_task(give())
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    def settle(self, hold: Hold, actual: int) -> int:
+        if self._open.pop(hold.hold_id, None) is None:
+            return 0
+        charge = max(0, min(actual, hold.amount))
+        note = "" if charge == actual else f"cost {actual} capped at the reserved {charge}"
+        self._books.ledger(self._op(hold, "settle", hold.amount - charge, used=charge, note=note), now=True)
+        self._give_back(hold, hold.amount - charge)
+        return charge
+
+    def refund(self, hold: Hold, note: str = "") -> None:
+        if self._open.pop(hold.hold_id, None) is None:
+            return
+        self._books.ledger(self._op(hold, "refund", hold.amount, note=note), now=True)
+        self._give_back(hold, hold.amount)
+
+    async def credit(self, user_id: int, amount: int, kind: str, hold_id: str, note: str = "") -> None:
+        op = {"op": kind, "hold_id": hold_id, "user_id": user_id, "token_id": None, "amount": amount}
+        op.update({"token_amount": 0, "used": 0, "note": note, "ts": now_ms(), "count": 0})
+        self._books.ledger(op, now=True)
+        await self.balances.add_to_user(user_id, amount)
+
+    async def balance(self, user_id: int) -> int:
+        value = await self.balances.redis.get(self.balances.user_key(user_id))
+        if value is None:
+            await self._load_user(user_id)
+            value = await self.balances.redis.get(self.balances.user_key(user_id))
+        return int(value or 0)
+
+    async def token_remaining(self, token_id: int) -> int | None:
+        value = await self.balances.redis.get(self.balances.token_key(token_id))
+        if value is None:
+            await self._load_token(token_id)
+            value = await self.balances.redis.get(self.balances.token_key(token_id))
+        return None if value in (None, b"U") else int(value)
+
+    async def reload(self) -> None:
+        """Changes made elsewhere reach Redis through `apply_external`, when they commit."""
+
+    async def flush(self) -> None:
+        await self._books.flush()
+
+    async def apply_external(self, info: dict[str, Any]) -> None:
+        await self.balances.apply_external(info)
+
+    def open_holds(self) -> int:
+        return len(self._open)
+
+    async def close(self) -> None:
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        await self.balances.close()
