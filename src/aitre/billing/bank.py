@@ -63,6 +63,38 @@ class Bank(Protocol):
     def open_holds(self) -> int: ...
 
 
+def hold_op(hold: Hold, kind: str, amount: int, used: int = 0, note: str = "") -> dict[str, Any]:
+    """A ledger operation on a request's hold (`reserve`, `settle`, `refund`), as journaled."""
+    return {
+        "op": kind,
+        "hold_id": hold.hold_id,
+        "user_id": hold.user_id,
+        "token_id": hold.token_id,
+        "amount": amount,
+        "token_amount": amount if hold.token_limited else 0,
+        "used": used,
+        "count": 1 if kind == "settle" else 0,
+        "note": note,
+        "ts": now_ms(),
+    }
+
+
+def credit_op(user_id: int, amount: int, kind: str, hold_id: str, note: str) -> dict[str, Any]:
+    """A ledger operation outside a request (top-up, redeem code, adjustment)."""
+    return {
+        "op": kind,
+        "hold_id": hold_id,
+        "user_id": user_id,
+        "token_id": None,
+        "amount": amount,
+        "token_amount": 0,
+        "used": 0,
+        "count": 0,
+        "note": note,
+        "ts": now_ms(),
+    }
+
+
 def insufficient(message: str) -> ApiError:
     return ApiError(402, message, type="insufficient_quota", code="insufficient_quota")
 
@@ -215,26 +247,12 @@ class LocalBank:
         if self._balances[user_id] + amount < 0:
             raise ApiError(400, "That would make the balance negative.", code="negative_balance")
         self._balances[user_id] += amount
-        op = {"op": kind, "hold_id": hold_id, "user_id": user_id, "token_id": None, "amount": amount}
-        op.update({"token_amount": 0, "used": 0, "note": note, "ts": now_ms(), "count": 0})
-        self._books.ledger(op, now=True)
+        self._books.ledger(credit_op(user_id, amount, kind, hold_id, note), now=True)
 
     def _record(self, hold: Hold, kind: str, amount: int, used: int = 0, note: str = "") -> None:
-        op = {
-            "op": kind,
-            "hold_id": hold.hold_id,
-            "user_id": hold.user_id,
-            "token_id": hold.token_id,
-            "amount": amount,
-            "token_amount": amount if hold.token_limited else 0,
-            "used": used,
-            "count": 1 if kind == "settle" else 0,
-            "note": note,
-            "ts": now_ms(),
-        }
         # A reservation may wait for the end of the loop turn (nothing was delivered yet); the
         # end of a request is written at once, before its answer leaves.
-        self._books.ledger(op, now=kind != "reserve")
+        self._books.ledger(hold_op(hold, kind, amount, used, note), now=kind != "reserve")
 
     async def flush(self) -> None:
         await self._books.flush()

@@ -19,9 +19,9 @@ from redis.asyncio import Redis
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from aitre.billing.bank import Hold, insufficient
+from aitre.billing.bank import Hold, credit_op, hold_op, insufficient
 from aitre.billing.books import Books
-from aitre.store.models import Token, User, now_ms
+from aitre.store.models import Token, User
 
 log = logging.getLogger(__name__)
 
@@ -124,7 +124,7 @@ class RedisBank:
             if code == 1:
                 hold.token_limited = bool(int(result[1]))
                 self._open[hold.hold_id] = hold
-                self._books.ledger(self._op(hold, "reserve", -hold.amount), now=False)
+                self._books.ledger(hold_op(hold, "reserve", -hold.amount), now=False)
                 return
             if code == -1:
                 raise insufficient(
@@ -141,20 +141,6 @@ class RedisBank:
             elif code == -4 and hold.token_id is not None:
                 await self._load_token(hold.token_id)
         raise RuntimeError("could not load balances into Redis")
-
-    def _op(self, hold: Hold, kind: str, amount: int, used: int = 0, note: str = "") -> dict[str, Any]:
-        return {
-            "op": kind,
-            "hold_id": hold.hold_id,
-            "user_id": hold.user_id,
-            "token_id": hold.token_id,
-            "amount": amount,
-            "token_amount": amount if hold.token_limited else 0,
-            "used": used,
-            "count": 1 if kind == "settle" else 0,
-            "note": note,
-            "ts": now_ms(),
-        }
 
     def _give_back(self, hold: Hold, amount: int) -> None:
         if amount <= 0:
@@ -179,20 +165,18 @@ class RedisBank:
             return 0
         charge = max(0, min(actual, hold.amount))
         note = "" if charge == actual else f"cost {actual} capped at the reserved {charge}"
-        self._books.ledger(self._op(hold, "settle", hold.amount - charge, used=charge, note=note), now=True)
+        self._books.ledger(hold_op(hold, "settle", hold.amount - charge, used=charge, note=note), now=True)
         self._give_back(hold, hold.amount - charge)
         return charge
 
     def refund(self, hold: Hold, note: str = "") -> None:
         if self._open.pop(hold.hold_id, None) is None:
             return
-        self._books.ledger(self._op(hold, "refund", hold.amount, note=note), now=True)
+        self._books.ledger(hold_op(hold, "refund", hold.amount, note=note), now=True)
         self._give_back(hold, hold.amount)
 
     async def credit(self, user_id: int, amount: int, kind: str, hold_id: str, note: str = "") -> None:
-        op = {"op": kind, "hold_id": hold_id, "user_id": user_id, "token_id": None, "amount": amount}
-        op.update({"token_amount": 0, "used": 0, "note": note, "ts": now_ms(), "count": 0})
-        self._books.ledger(op, now=True)
+        self._books.ledger(credit_op(user_id, amount, kind, hold_id, note), now=True)
         await self.balances.add_to_user(user_id, amount)
 
     async def balance(self, user_id: int) -> int:

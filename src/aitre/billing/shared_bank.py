@@ -17,7 +17,7 @@ from typing import Any
 from sqlalchemy import select, text
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from aitre.billing.bank import Hold, insufficient
+from aitre.billing.bank import Hold, credit_op, hold_op, insufficient
 from aitre.billing.books import Books
 from aitre.errors import ApiError
 from aitre.store.bulk import insert_rows
@@ -89,26 +89,12 @@ class SharedBank:
         self._record(hold, "refund", hold.amount, used=0, note=note)
 
     def _record(self, hold: Hold, kind: str, amount: int, used: int, note: str) -> None:
-        op = {
-            "op": kind,
-            "hold_id": hold.hold_id,
-            "user_id": hold.user_id,
-            "token_id": hold.token_id,
-            "amount": amount,
-            "token_amount": amount if hold.token_limited else 0,
-            "used": used,
-            "count": 1 if kind == "settle" else 0,
-            "note": note,
-            "ts": now_ms(),
-        }
-        self._books.ledger(op, now=True)
+        self._books.ledger(hold_op(hold, kind, amount, used, note), now=True)
 
     async def credit(self, user_id: int, amount: int, kind: str, hold_id: str, note: str = "") -> None:
         if amount < 0 and await self.balance(user_id) + amount < 0:
             raise ApiError(400, "That would make the balance negative.", code="negative_balance")
-        op = {"op": kind, "hold_id": hold_id, "user_id": user_id, "token_id": None, "amount": amount}
-        op.update({"token_amount": 0, "used": 0, "note": note, "ts": now_ms(), "count": 0})
-        self._books.ledger(op, now=True)
+        self._books.ledger(credit_op(user_id, amount, kind, hold_id, note), now=True)
 
     async def balance(self, user_id: int) -> int:
         await self._books.flush()
