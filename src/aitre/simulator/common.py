@@ -234,6 +234,19 @@ def text_answer(text: str, fault: Fault, ev: SimEvent) -> Response:
     return Response(body, media_type="text/plain; charset=utf-8")
 
 
+async def open_json(request: Request, models: Iterable[str]) -> tuple[dict[str, Any], str] | Response:
+    """The prelude of every JSON route: the key, a JSON object body, a model this route serves."""
+    if not authorized(request):
+        return unauthorized()
+    body = await json_body(request)
+    if isinstance(body, Response):
+        return body
+    model = body.get("model")
+    if not isinstance(model, str) or model not in models:
+        return unknown_model(model)
+    return body, model
+
+
 async def json_body(request: Request) -> dict[str, Any] | Response:
     try:
         body = orjson.loads(await request.body())

@@ -21,7 +21,7 @@ from aitre.simulator.common import (
     bad_request,
     begin,
     json_answer,
-    json_body,
+    open_json,
     sim,
     sse,
     stream_pieces,
@@ -107,14 +107,10 @@ async def _audio_pieces(pieces: AsyncGenerator[bytes, None]) -> AsyncIterator[tu
 
 
 async def speech(request: Request) -> Response:
-    if not authorized(request):
-        return unauthorized()
-    body = await json_body(request)
-    if isinstance(body, Response):
-        return body
-    model = body.get("model")
-    if not isinstance(model, str) or model not in catalog.SPEECH_MODELS:
-        return unknown_model(model)
+    opened = await open_json(request, catalog.SPEECH_MODELS)
+    if isinstance(opened, Response):
+        return opened
+    body, model = opened
     params = _speech_params(body, model)
     if isinstance(params, Response):
         return params

@@ -13,15 +13,12 @@ from aitre.simulator.chat import chat_chunks, chat_response, make_choices, usage
 from aitre.simulator.chat_image import image_chat
 from aitre.simulator.common import (
     CutBody,
-    authorized,
     bad_request,
     begin,
-    json_body,
+    open_json,
     sim,
     sse,
     sse_response,
-    unauthorized,
-    unknown_model,
 )
 
 
@@ -30,14 +27,10 @@ def _is_content(raw: bytes) -> bool:
 
 
 async def chat_completions(request: Request) -> Response:
-    if not authorized(request):
-        return unauthorized()
-    body = await json_body(request)
-    if isinstance(body, Response):
-        return body
-    model = body.get("model")
-    if not isinstance(model, str) or model not in (*catalog.CHAT_MODELS, *catalog.CHAT_IMAGE_MODELS):
-        return unknown_model(model)
+    opened = await open_json(request, (*catalog.CHAT_MODELS, *catalog.CHAT_IMAGE_MODELS))
+    if isinstance(opened, Response):
+        return opened
+    body, model = opened
     messages = body.get("messages")
     if not isinstance(messages, list) or not messages:
         return bad_request("`messages` must be a non-empty array.", "messages")

@@ -14,16 +14,13 @@ from starlette.responses import Response
 
 from aitre.simulator import catalog
 from aitre.simulator.common import (
-    authorized,
     bad_request,
     begin,
     json_answer,
-    json_body,
+    open_json,
     sim,
     sse,
     sse_response,
-    unauthorized,
-    unknown_model,
 )
 from aitre.simulator.text import reply_words
 from aitre.tokenizer import Tokenizer
@@ -139,14 +136,10 @@ def _chunks(
 
 
 async def completions(request: Request) -> Response:
-    if not authorized(request):
-        return unauthorized()
-    body = await json_body(request)
-    if isinstance(body, Response):
-        return body
-    model = body.get("model")
-    if not isinstance(model, str) or model not in catalog.COMPLETION_MODELS:
-        return unknown_model(model)
+    opened = await open_json(request, catalog.COMPLETION_MODELS)
+    if isinstance(opened, Response):
+        return opened
+    body, model = opened
     prompts = parse_prompts(body.get("prompt"))
     if isinstance(prompts, str):
         return bad_request(prompts, "prompt")

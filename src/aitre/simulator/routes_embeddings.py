@@ -19,14 +19,11 @@ from starlette.responses import Response
 
 from aitre.simulator import catalog
 from aitre.simulator.common import (
-    authorized,
     bad_request,
     begin,
     json_answer,
-    json_body,
+    open_json,
     sim,
-    unauthorized,
-    unknown_model,
 )
 from aitre.tokenizer import Tokenizer
 
@@ -108,14 +105,10 @@ def _dimensions(body: dict[str, Any], model: str) -> int | Response:
 
 
 async def embeddings(request: Request) -> Response:
-    if not authorized(request):
-        return unauthorized()
-    body = await json_body(request)
-    if isinstance(body, Response):
-        return body
-    model = body.get("model")
-    if not isinstance(model, str) or model not in catalog.EMBEDDING_MODELS:
-        return unknown_model(model)
+    opened = await open_json(request, catalog.EMBEDDING_MODELS)
+    if isinstance(opened, Response):
+        return opened
+    body, model = opened
     items = parse_input(body.get("input"))
     if isinstance(items, str):
         return bad_request(items, "input")
