@@ -19,7 +19,7 @@ from aitre.api.fastpath import Gateway, Handler
 from aitre.billing.accountant import Accountant
 from aitre.billing.bank import Bank, LocalBank
 from aitre.billing.books import Books
-from aitre.billing.limits import RateLimiter
+from aitre.billing.limits import Limiter, RateLimiter
 from aitre.billing.shared_bank import SharedBank
 from aitre.billing.usage_log import UsageRecorder
 from aitre.bootstrap import FirstKeys, bootstrap_if_empty, write_keys_file
@@ -172,7 +172,7 @@ async def _start_state(settings: Settings) -> AppState:
         books=books,
         tokenizer=tokenizer,
         adapters=build_registry(),
-        accountant=Accountant(bank, catalog.prices, RateLimiter(), tokenizer, settings),
+        accountant=Accountant(bank, catalog.prices, _choose_limiter(bank, several), tokenizer, settings),
         media=MediaStore(settings.resolved_media_dir(), settings.resolved_public_url()),
         fetcher=MediaFetcher(
             AddressPolicy(settings.fetch_allow_private, settings.fetch_allowed_cidrs),
@@ -205,10 +205,25 @@ def _choose_bank(
     return SharedBank(sessions, books)
 
 
+def _choose_limiter(bank: Bank, several: bool) -> Limiter:
+    """RPM/TPM windows live where the balances do: in Redis when they are shared there."""
+    if hasattr(bank, "balances"):  # RedisBank, imported only when Redis is configured
+        from aitre.billing.redis_limits import RedisRateLimiter
+
+        return RedisRateLimiter(bank.balances.redis, bank.balances.ns)
+    if several:
+        log.warning(
+            "several workers without AITRE_REDIS_URL: each enforces a key's RPM/TPM limit on the "
+            "requests it serves; set AITRE_REDIS_URL to share the limits exactly"
+        )
+    return RateLimiter()
+
+
 async def _stop_state(state: AppState) -> None:
     await state.channel_ops.stop()
     await state.catalog.stop()
     await state.books.stop()
+    await state.accountant.limiter.close()  # before the bank: they may share a Redis client
     closer = getattr(state.accountant.bank, "close", None)
     if closer is not None:
         await closer()

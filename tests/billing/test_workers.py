@@ -58,6 +58,30 @@ async def _race(gw: Gateway) -> None:
         assert kinds["refund"] == 0, kinds
 
 
+async def _rpm_is_shared(gw: Gateway, rpm: int = 5) -> None:
+    """A key's RPM holds across workers: of 4·rpm concurrent requests, exactly `rpm` pass."""
+    admin = {"Authorization": f"Bearer {gw.admin_key}"}
+    async with httpx.AsyncClient(
+        base_url=gw.url, timeout=60, limits=httpx.Limits(max_connections=40)
+    ) as http:
+        user = (
+            await http.post("/api/admin/users", json={"username": "rpm", "quota": 10**9}, headers=admin)
+        ).json()
+        made = await http.post("/api/admin/keys", json={"user_id": user["id"], "rpm": rpm}, headers=admin)
+        key = made.json()["key"]
+        body = {"model": "gpt-4.1-mini", "messages": [{"role": "user", "content": "hi"}]}
+        replies = await asyncio.gather(
+            *(
+                http.post("/v1/chat/completions", json=body, headers={"Authorization": f"Bearer {key}"})
+                for _ in range(4 * rpm)
+            )
+        )
+    assert Counter(r.status_code for r in replies) == {200: rpm, 429: 3 * rpm}
+    refused = [r for r in replies if r.status_code == 429]
+    assert all(r.json()["error"]["code"] == "rate_limit_exceeded" for r in refused)
+    assert all(59 <= int(r.headers["retry-after"]) <= 60 for r in refused)
+
+
 @pytest.mark.parametrize("redis", [False, True], ids=["database-reservations", "redis-balances"])
 async def test_two_workers_on_sqlite(make_gateway: Callable[..., Gateway], redis: bool) -> None:
     env = {"AITRE_REDIS_URL": REDIS_URL} if redis else {}
@@ -66,6 +90,8 @@ async def test_two_workers_on_sqlite(make_gateway: Callable[..., Gateway], redis
     gw.start()
     wait_until(lambda: httpx.get(gw.url + "/readyz").status_code == 200, timeout=20)
     await _race(gw)
+    if redis:
+        await _rpm_is_shared(gw)
     # Both workers' journals are folded back after a restart: nothing left behind.
     gw.stop()
     assert not list((gw.data_dir / "journal").glob("**/*.jsonl")) or all(

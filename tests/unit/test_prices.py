@@ -66,16 +66,16 @@ def test_pricebook_defaults_overrides_and_star() -> None:
 def test_rate_limiter_rpm_and_tpm_windows() -> None:
     now = [1000.0]
     rl = RateLimiter(clock=lambda: now[0])
-    assert rl.admit(1, rpm=2, tpm=0, tokens=0) is None
-    assert rl.admit(1, rpm=2, tpm=0, tokens=0) is None
-    wait = rl.admit(1, rpm=2, tpm=0, tokens=0)
+    assert rl.check(1, rpm=2, tpm=0, tokens=0) is None
+    assert rl.check(1, rpm=2, tpm=0, tokens=0) is None
+    wait = rl.check(1, rpm=2, tpm=0, tokens=0)
     assert wait == 60
     now[0] += 30
-    assert rl.admit(1, rpm=2, tpm=0, tokens=0) == 30
+    assert rl.check(1, rpm=2, tpm=0, tokens=0) == 30
     now[0] += 30
-    assert rl.admit(1, rpm=2, tpm=0, tokens=0) is None
-    assert rl.admit(2, rpm=0, tpm=100, tokens=80) is None
-    assert rl.admit(2, rpm=0, tpm=100, tokens=30) is not None
+    assert rl.check(1, rpm=2, tpm=0, tokens=0) is None
+    assert rl.check(2, rpm=0, tpm=100, tokens=80) is None
+    assert rl.check(2, rpm=0, tpm=100, tokens=30) is not None
     rl.correct(2, estimated=80, actual=20)
-    assert rl.admit(2, rpm=0, tpm=100, tokens=30) is None
-    assert rl.admit(3, rpm=0, tpm=0, tokens=10**9) is None
+    assert rl.check(2, rpm=0, tpm=100, tokens=30) is None
+    assert rl.check(3, rpm=0, tpm=0, tokens=10**9) is None

@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Any
 
 from aitre.accounts.policy import check_key
 from aitre.billing.bank import Bank, Hold
-from aitre.billing.limits import RateLimiter
+from aitre.billing.limits import Limiter
 from aitre.billing.pricebook import PriceBook
 from aitre.billing.prices import ModelPrice, to_units
 from aitre.errors import ApiError
@@ -60,7 +60,7 @@ class Accountant:
         self,
         bank: Bank,
         prices: PriceBook,
-        limiter: RateLimiter,
+        limiter: Limiter,
         tokenizer: Tokenizer,
         settings: Settings,
     ) -> None:
@@ -109,7 +109,12 @@ class Accountant:
         await self.tokenizer.ready(job.model)
         usage = self.estimate(job, image_chat)
         tokens = usage.prompt_tokens + usage.completion_tokens
-        wait = self.limiter.admit(caller.token_id, caller.rpm, caller.tpm, tokens)
+        limited = caller.rpm > 0 or caller.tpm > 0
+        wait = (
+            await self.limiter.admit(caller.token_id, caller.rpm, caller.tpm, tokens, job.request_id)
+            if limited
+            else None
+        )
         if wait is not None:
             raise ApiError(
                 429,
@@ -130,7 +135,8 @@ class Accountant:
         try:
             await self.bank.reserve(charge.hold)
         except ApiError:
-            self.limiter.correct(caller.token_id, tokens, 0)
+            if caller.tpm > 0:
+                self.limiter.correct(caller.token_id, tokens, 0, job.request_id)
             raise
         job.charge = charge
 
@@ -141,9 +147,13 @@ class Accountant:
             return 0
         job.charge = None
         delivered = status == 200 or usage.completion_tokens > 0 or usage.images > 0
-        self.limiter.correct(
-            job.caller.token_id, charge.estimated_tokens, usage.total_tokens if delivered else 0
-        )
+        if job.caller.tpm > 0:
+            self.limiter.correct(
+                job.caller.token_id,
+                charge.estimated_tokens,
+                usage.total_tokens if delivered else 0,
+                job.request_id,
+            )
         if not delivered:
             self.bank.refund(charge.hold, note=f"request failed ({status})")
             return 0

@@ -1,7 +1,8 @@
 """Per-key request and token rate limits (RPM, TPM) over a sliding 60-second window.
 
-In-process: exact for one gateway process. (With several instances, each enforces the limit on
-its own share; the Redis-backed limiter replaces this in multi-instance mode.)
+`RateLimiter` is in-process: exact for one gateway process. With Redis configured, several
+processes and instances share `redis_limits.RedisRateLimiter` instead. (Several processes without
+Redis each enforce a key's limit on their own share of its requests: see docs/operations.md.)
 """
 
 from __future__ import annotations
@@ -10,8 +11,21 @@ import math
 import time
 from collections import deque
 from collections.abc import Callable
+from typing import Protocol
 
 WINDOW = 60.0
+
+
+class Limiter(Protocol):
+    async def admit(self, key: int, rpm: int, tpm: int, tokens: int, request_id: str) -> float | None:
+        """Count a request of about `tokens` tokens; None if admitted, else seconds to wait."""
+        ...
+
+    def correct(self, key: int, estimated: int, actual: int, request_id: str) -> None:
+        """Replace an admitted request's estimated tokens by what it really used."""
+        ...
+
+    async def close(self) -> None: ...
 
 
 class RateLimiter:
@@ -28,7 +42,10 @@ class RateLimiter:
         while toks and now - toks[0][0] >= WINDOW:
             toks.popleft()
 
-    def admit(self, key: int, rpm: int, tpm: int, tokens: int) -> float | None:
+    async def admit(self, key: int, rpm: int, tpm: int, tokens: int, request_id: str = "") -> float | None:
+        return self.check(key, rpm, tpm, tokens)
+
+    def check(self, key: int, rpm: int, tpm: int, tokens: int) -> float | None:
         """Count a request of about `tokens` tokens; None if admitted, else seconds to wait."""
         if rpm <= 0 and tpm <= 0:
             return None
@@ -47,9 +64,12 @@ class RateLimiter:
             toks.append((now, tokens))
         return None
 
-    def correct(self, key: int, estimated: int, actual: int) -> None:
+    def correct(self, key: int, estimated: int, actual: int, request_id: str = "") -> None:
         """Replace a request's estimated tokens by what it really used."""
         toks = self._tokens.get(key)
         if not toks or estimated == actual:
             return
         toks.append((self._clock(), actual - estimated))
+
+    async def close(self) -> None:
+        """Nothing to release: the windows live in this process."""

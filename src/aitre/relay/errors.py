@@ -107,3 +107,14 @@ def no_channel(model: str) -> ApiError:
         type="server_error",
         code="no_available_channel",
     )
+
+
+def channels_busy(model: str) -> ApiError:
+    """Every channel for the model is at its `max_concurrency`: come back in a moment."""
+    return ApiError(
+        503,
+        f"Every channel for model `{model}` is at its concurrency limit; retry shortly.",
+        type="server_error",
+        code="channels_busy",
+        headers={"retry-after": "1"},
+    )

@@ -2,10 +2,11 @@
 to another channel while nothing has reached the client, and record the outcome when every
 channel failed.
 
-Routing prefers healthy channels (breaker closed, under their concurrency cap) in the highest
-priority tier; an attempt's failure feeds the channel's health, an upstream `Retry-After` cools
-the channel for that long, and a channel whose own credentials or account were refused is
-disabled (the prober turns it back on when it answers again).
+Routing prefers healthy channels (breaker closed) in the highest priority tier and never sends
+a channel more than its `max_concurrency` requests at once; an attempt's failure feeds the
+channel's health, an upstream `Retry-After` cools the channel for that long, and a channel whose
+own credentials or account were refused is disabled (the prober turns it back on when it
+answers again).
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ from typing import TYPE_CHECKING, TypeVar
 from aitre.adapters.base import Retryable
 from aitre.errors import ApiError, model_not_found
 from aitre.relay.cancel import unless_disconnected
-from aitre.relay.errors import CHANNEL_DEAD, no_channel
+from aitre.relay.errors import CHANNEL_DEAD, channels_busy, no_channel
 from aitre.relay.outcome import finish, release_slot
 
 if TYPE_CHECKING:
@@ -30,25 +31,39 @@ if TYPE_CHECKING:
 T = TypeVar("T")
 
 
-def _usable(state: AppState, job: RelayJob) -> Callable[[ChannelInfo], bool]:
+def _serves(state: AppState, job: RelayJob) -> Callable[[ChannelInfo], bool]:
     group = job.caller.group
     return lambda ch: ch.allows_group(group) and state.adapter_for(ch).supports(job.endpoint, job.model)
 
 
+def _usable(state: AppState, job: RelayJob) -> Callable[[ChannelInfo], bool]:
+    """Serves the job and has room under its concurrency cap: a hard limit, unlike health."""
+    serves, health = _serves(state, job), state.health
+    return lambda ch: serves(ch) and (ch.max_concurrency <= 0 or health.inflight(ch.id) < ch.max_concurrency)
+
+
 def _healthy(state: AppState) -> Callable[[ChannelInfo], bool]:
-    health = state.health
-    return lambda ch: (
-        health.available(ch.id) and (ch.max_concurrency <= 0 or health.inflight(ch.id) < ch.max_concurrency)
-    )
+    return lambda ch: state.health.available(ch.id)
+
+
+def _nowhere(state: AppState, job: RelayJob) -> ApiError:
+    """Why no channel can take the job: an unknown model, full channels, or none usable now."""
+    router = state.catalog.router
+    if not router.known(job.model):
+        return model_not_found(job.model)
+    if router.pick(job.model, None, _serves(state, job)) is not None:
+        return channels_busy(job.model)
+    return no_channel(job.model)
 
 
 def ensure_routable(state: AppState, job: RelayJob) -> ChannelInfo:
     """The first channel to try; fails now (404 / 503) if none could take the job, before
-    anything is reserved or a stream has started."""
-    router = state.catalog.router
-    channel = router.pick(job.model, None, _usable(state, job), _healthy(state))
+    anything is reserved or a stream has started. A refusal is logged and costs nothing."""
+    channel = state.catalog.router.pick(job.model, None, _usable(state, job), _healthy(state))
     if channel is None:
-        raise model_not_found(job.model) if not router.known(job.model) else no_channel(job.model)
+        error = _nowhere(state, job)
+        finish(state, job, None, error.status, error.message)
+        raise error
     return channel
 
 
@@ -96,11 +111,16 @@ async def with_failover(
     max_attempts = 1 + max(state.settings.retries, 0)
     usable, healthy = _usable(state, job), _healthy(state)
     while len(tried) < max_attempts:
-        channel = first if first is not None and not tried else router.pick(job.model, tried, usable, healthy)
-        if channel is None:
-            break
         if tried:  # a short, growing pause, so a burst of failures does not hammer the next channel
             await asyncio.sleep(min(state.settings.retry_backoff_seconds * 2 ** (len(tried) - 1), 1.0))
+        # `first` was chosen before admission awaited: take it only if it still has room. No
+        # await between this choice and `begin`, so the concurrency cap cannot be overrun.
+        if first is not None and not tried and usable(first):
+            channel: ChannelInfo | None = first
+        else:
+            channel = router.pick(job.model, tried, usable, healthy)
+        if channel is None:
+            break
         tried.add(channel.id)
         state.health.begin(channel.id)
         job.slot = channel.id
@@ -118,8 +138,8 @@ async def with_failover(
             release_slot(state, job)
             finish(state, job, channel, 499, "client disconnected")
             raise
-    if not errors:  # the channels went away after admission (e.g. disabled meanwhile)
-        gone = model_not_found(job.model) if not router.known(job.model) else no_channel(job.model)
+    if not errors:  # the channels went away or filled up after admission
+        gone = _nowhere(state, job)
         finish(state, job, None, gone.status, gone.message)
         raise gone
     final = _final_error(errors)
