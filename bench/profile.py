@@ -30,6 +30,12 @@ def main() -> None:
     )
     parser.add_argument("--env", action="append", default=[], help="extra AITRE_X=Y for the gateway")
     parser.add_argument("--gateway-cores", default="0", help="taskset cores for the gateway")
+    parser.add_argument(
+        "--target",
+        choices=("aitre", "lean"),
+        default="aitre",
+        help="lean: the Starlette bound, for comparison",
+    )
     args = parser.parse_args()
     work = Path(tempfile.mkdtemp(prefix="aitre-profile-"))
     procs: list[subprocess.Popen[bytes]] = []
@@ -48,41 +54,22 @@ def main() -> None:
                 **dict(e.split("=", 1) for e in args.env),
             }
         )
-        aitre = str(ROOT / ".venv" / "bin" / "aitre")
-        subprocess.run(
-            [
-                aitre,
-                "channel",
-                "add",
-                "bench",
-                "--base-url",
-                f"http://127.0.0.1:{up_port}/v1",
-                "--models",
-                "gpt-4o-mini",
-                "--key",
-                "sk-x",
-            ],
-            env=env,
-            check=True,
-            capture_output=True,
-        )
-        gw = subprocess.Popen(pinned(args.gateway_cores, [aitre, "serve"]), env=env, start_new_session=True)
+        if args.target == "lean":
+            gw, key = _start_lean(gw_port, up_port, args.gateway_cores), "sk-lean"
+        else:
+            gw, key = _start_aitre(work, env, up_port, args.gateway_cores)
         procs.append(gw)
         deadline = time.monotonic() + 60
+        health = "/health" if args.target == "lean" else "/healthz"
         while time.monotonic() < deadline:
             try:
-                if http_get(f"http://127.0.0.1:{gw_port}/healthz")[0] == 200:
+                if http_get(f"http://127.0.0.1:{gw_port}{health}")[0] == 200:
                     break
             except OSError:
                 time.sleep(0.2)
-        key = next(
-            line.split("=", 1)[1]
-            for line in (work / "data" / "initial-keys.env").read_text().splitlines()
-            if line.startswith("export AITRE_USER_KEY=")
-        )
         script = write_script(work / "load.lua", {"Authorization": f"Bearer {key}"}, args.stream)
         url = f"http://127.0.0.1:{gw_port}/v1/chat/completions"
-        status, _ = http_get(f"http://127.0.0.1:{gw_port}/readyz")
+        status, _ = http_get(f"http://127.0.0.1:{gw_port}{health.replace('healthz', 'readyz')}")
         assert status == 200, status
         import psutil
 
@@ -96,6 +83,7 @@ def main() -> None:
             str(gw.pid),
             "--duration",
             str(args.seconds),
+            "--gil",  # only the thread holding the GIL: idle pool threads would swamp the profile
         ]
         spy += (
             ["--output", args.out, "--format", "speedscope" if args.out.endswith(".json") else "flamegraph"]
@@ -124,7 +112,39 @@ def main() -> None:
     finally:
         for p in procs:
             subprocess.run(["kill", "--", f"-{p.pid}"], check=False, capture_output=True)
+        for p in procs:  # gone before their directories are
+            try:
+                p.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                p.kill()
         shutil.rmtree(work, ignore_errors=True)
+
+
+def _start_aitre(
+    work: Path, env: dict[str, str], up_port: int, cores: str
+) -> tuple[subprocess.Popen[bytes], str]:
+    aitre = str(ROOT / ".venv" / "bin" / "aitre")
+    channel = ["channel", "add", "bench", "--base-url", f"http://127.0.0.1:{up_port}/v1"]
+    channel += ["--models", "gpt-4o-mini", "--key", "sk-x"]
+    subprocess.run([aitre, *channel], env=env, check=True, capture_output=True)
+    gw = subprocess.Popen(pinned(cores, [aitre, "serve"]), env=env, start_new_session=True)
+    keys = work / "data" / "initial-keys.env"
+    deadline = time.monotonic() + 60
+    while not keys.exists() and time.monotonic() < deadline:
+        time.sleep(0.1)
+    key = next(
+        line.split("=", 1)[1]
+        for line in keys.read_text().splitlines()
+        if line.startswith("export AITRE_USER_KEY=")
+    )
+    return gw, key
+
+
+def _start_lean(port: int, up_port: int, cores: str) -> subprocess.Popen[bytes]:
+    cmd = [str(ROOT / ".venv" / "bin" / "python"), "-m", "uvicorn", "bench.lean_proxy:app", f"--port={port}"]
+    cmd += ["--loop=uvloop", "--http=httptools", "--no-access-log", "--log-level=warning"]
+    env = clean_env({"BENCH_UPSTREAM": f"http://127.0.0.1:{up_port}"})
+    return subprocess.Popen(pinned(cores, cmd), env=env, cwd=ROOT, start_new_session=True)
 
 
 if __name__ == "__main__":
