@@ -7,7 +7,7 @@ from typing import Any
 from fastapi import APIRouter
 from pydantic import BaseModel, ConfigDict, Field
 
-from aitre.api.admin.schemas import Deleted, ListOf
+from aitre.api.admin.schemas import Deleted, ListOf, RowOut
 from aitre.api.deps import Db, DbDep
 from aitre.channels import repo
 from aitre.channels.edits import (
@@ -24,7 +24,7 @@ from aitre.store.models import Channel
 router = APIRouter(prefix="/channels", tags=["admin: channels"])
 
 
-class ChannelOut(BaseModel):
+class ChannelOut(RowOut):
     id: int
     name: str
     type: str
@@ -41,20 +41,12 @@ class ChannelOut(BaseModel):
 
     @classmethod
     def of(cls, row: Channel, box: SecretBox) -> ChannelOut:
-        return cls(
-            id=row.id,
-            name=row.name,
-            type=row.type,
-            base_url=row.base_url,
+        return cls.from_row(
+            row,
             key_hint=secret_hint(box.decrypt(row.secret_enc)),
             models=list(row.models or []),
             model_mapping=dict(row.model_mapping or {}),
-            priority=row.priority,
-            weight=row.weight,
-            enabled=row.enabled,
-            disabled_reason=row.disabled_reason,
             config=dict(row.config or {}),
-            created_at=row.created_at,
         )
 
 

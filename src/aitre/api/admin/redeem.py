@@ -10,7 +10,7 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from aitre.accounts import redeem
 from aitre.accounts.repo import usd_to_units
-from aitre.api.admin.schemas import MS, Deleted, ListOf, Page
+from aitre.api.admin.schemas import MS, Deleted, ListOf, Page, RowOut
 from aitre.api.deps import DbDep, PageDep
 from aitre.billing.usage_query import parse_time
 from aitre.store.models import RedeemCode
@@ -18,7 +18,7 @@ from aitre.store.models import RedeemCode
 router = APIRouter(prefix="/redeem-codes", tags=["admin: redeem codes"])
 
 
-class CodeOut(BaseModel):
+class CodeOut(RowOut):
     id: int
     name: str
     code_hint: str
@@ -31,17 +31,7 @@ class CodeOut(BaseModel):
 
     @classmethod
     def of(cls, row: RedeemCode, used_by_name: str | None = None) -> CodeOut:
-        return cls(
-            id=row.id,
-            name=row.name,
-            code_hint=row.code_hint,
-            quota=row.quota,
-            created_at=row.created_at,
-            expires_at=row.expires_at,
-            used_by=row.used_by,
-            used_by_name=used_by_name,
-            used_at=row.used_at,
-        )
+        return cls.from_row(row, used_by_name=used_by_name)
 
 
 class CodeCreated(CodeOut):

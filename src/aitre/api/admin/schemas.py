@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-from typing import Any, Generic, TypeVar
+from typing import Any, Generic, Self, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from aitre.billing.usage_query import SummaryRow, parse_time
+from aitre.billing.usage_query import parse_time
 from aitre.store.models import Token, UsageLog, User
 
 T = TypeVar("T")
@@ -33,6 +33,16 @@ ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
     404: {"model": ErrorResponse, "description": "No such record"},
     409: {"model": ErrorResponse, "description": "Conflicts with an existing record"},
 }
+
+
+class RowOut(BaseModel):
+    """A response model filled from a database row: each field from the attribute of the same
+    name, unless given in `extra` (renamed, derived or joined values)."""
+
+    @classmethod
+    def from_row(cls, row: Any, **extra: Any) -> Self:
+        names = (n for n in cls.model_fields if n not in extra and hasattr(row, n))
+        return cls(**{n: getattr(row, n) for n in names}, **extra)
 
 
 class Page(BaseModel, Generic[T]):
@@ -97,7 +107,7 @@ class KeyUpdateIn(KeySettingsIn):
         return out
 
 
-class KeyOut(BaseModel):
+class KeyOut(RowOut):
     id: int
     user_id: int
     username: str
@@ -117,22 +127,11 @@ class KeyOut(BaseModel):
 
     @classmethod
     def of(cls, token: Token, user: User) -> KeyOut:
-        return cls(
-            id=token.id,
+        return cls.from_row(
+            token,
             user_id=user.id,
             username=user.username,
-            name=token.name,
-            key_hint=token.key_hint,
-            enabled=token.enabled,
-            revoked_at=token.revoked_at,
-            created_at=token.created_at,
-            expires_at=token.expires_at,
             quota=None if token.unlimited else token.remain_quota,
-            used_quota=token.used_quota,
-            allowed_models=token.allowed_models,
-            allowed_ips=token.allowed_ips,
-            rpm=token.rpm,
-            tpm=token.tpm,
             model_mapping=dict(token.model_mapping or {}),
         )
 
@@ -142,7 +141,7 @@ class KeyCreated(KeyOut):
 
 
 # --- usage -------------------------------------------------------------------------------------
-class UserLogOut(BaseModel):
+class UserLogOut(RowOut):
     """One request as its user sees it."""
 
     id: int
@@ -164,14 +163,8 @@ class UserLogOut(BaseModel):
     quota: int = Field(description="What the request cost, in units.")
 
     @classmethod
-    def fields_of(cls, log: UsageLog) -> dict[str, Any]:
-        data = {name: getattr(log, name) for name in cls.model_fields if hasattr(UsageLog, name)}
-        data["total_tokens"] = log.prompt_tokens + log.completion_tokens
-        return data
-
-    @classmethod
     def of(cls, log: UsageLog) -> UserLogOut:
-        return cls(**cls.fields_of(log))
+        return cls.from_row(log, total_tokens=log.prompt_tokens + log.completion_tokens)
 
 
 class LogOut(UserLogOut):
@@ -185,27 +178,16 @@ class LogOut(UserLogOut):
 
     @classmethod
     def row(cls, log: UsageLog, username: str | None) -> LogOut:
-        return cls(**cls.fields_of(log), username=username)
+        return cls.from_row(log, total_tokens=log.prompt_tokens + log.completion_tokens, username=username)
 
 
-class Totals(BaseModel):
+class Totals(RowOut):
     requests: int
     errors: int = Field(description="Requests that did not end with 200.")
     prompt_tokens: int
     completion_tokens: int
     total_tokens: int
     quota: int = Field(description="Units charged.")
-
-    @classmethod
-    def fields_of(cls, row: SummaryRow) -> dict[str, Any]:
-        return {
-            "requests": row.requests,
-            "errors": row.errors,
-            "prompt_tokens": row.prompt_tokens,
-            "completion_tokens": row.completion_tokens,
-            "total_tokens": row.total_tokens,
-            "quota": row.quota,
-        }
 
 
 class DayTotals(Totals):

@@ -21,9 +21,9 @@ async def summary(session: AsyncSession, filt: LogFilter) -> SummaryOut:
     return SummaryOut(
         since=filt.since,
         until=filt.until,
-        by_day=[DayTotals(day=r.key, **Totals.fields_of(r)) for r in days],
-        by_model=[ModelTotals(model=r.key, **Totals.fields_of(r)) for r in models],
-        total=Totals(**Totals.fields_of(total)),
+        by_day=[DayTotals.from_row(r, day=r.key) for r in days],
+        by_model=[ModelTotals.from_row(r, model=r.key) for r in models],
+        total=Totals.from_row(total),
     )
 
 

@@ -9,16 +9,16 @@ from fastapi import APIRouter, Query
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from aitre.accounts import repo
-from aitre.api.admin.schemas import Page
+from aitre.api.admin.schemas import Page, RowOut
 from aitre.api.deps import Db, DbDep, PageDep
 from aitre.errors import bad_request
-from aitre.store.models import LedgerEntry, User
+from aitre.store.models import User
 
 router = APIRouter(prefix="/users", tags=["admin: users"])
 Role = Literal["admin", "user"]
 
 
-class UserOut(BaseModel):
+class UserOut(RowOut):
     id: int
     username: str
     role: str
@@ -31,17 +31,7 @@ class UserOut(BaseModel):
 
     @classmethod
     def of(cls, u: User) -> UserOut:
-        return cls(
-            id=u.id,
-            username=u.username,
-            role=u.role,
-            group=u.group_name,
-            enabled=u.enabled,
-            quota=u.quota,
-            used_quota=u.used_quota,
-            request_count=u.request_count,
-            created_at=u.created_at,
-        )
+        return cls.from_row(u, group=u.group_name)
 
 
 class AmountIn(BaseModel):
@@ -90,7 +80,7 @@ class BalanceChangeIn(AmountIn):
     note: str = Field("", max_length=500, description="Why; kept in the ledger.")
 
 
-class LedgerOut(BaseModel):
+class LedgerOut(RowOut):
     id: int
     created_at: int
     kind: str = Field(description="topup, redeem, adjust, or reserve/settle/refund of a request.")
@@ -98,18 +88,6 @@ class LedgerOut(BaseModel):
     token_id: int | None
     hold_id: str
     note: str
-
-    @classmethod
-    def of(cls, e: LedgerEntry) -> LedgerOut:
-        return cls(
-            id=e.id,
-            created_at=e.created_at,
-            kind=e.kind,
-            amount=e.amount,
-            token_id=e.token_id,
-            hold_id=e.hold_id,
-            note=e.note,
-        )
 
 
 class BalanceChangeOut(BaseModel):
@@ -162,7 +140,7 @@ async def _change_balance(db: Db, user_id: int, units: int, kind: str, note: str
     async with db.write() as s:
         user = await repo.get_user(s, user_id)
         entry = await repo.grant(s, user, units, kind, note)
-    return BalanceChangeOut(user=UserOut.of(user), entry=LedgerOut.of(entry))
+    return BalanceChangeOut(user=UserOut.of(user), entry=LedgerOut.from_row(entry))
 
 
 @router.post("/{user_id}/topup", summary="Add quota (a `topup` ledger entry)")
@@ -186,4 +164,4 @@ async def ledger(db: DbDep, page: PageDep, user_id: int) -> Page[LedgerOut]:
     async with db.read(balances=True) as s:
         await repo.get_user(s, user_id)
         rows, total = await repo.ledger_page(s, user_id, page.offset, page.per_page)
-    return page.of([LedgerOut.of(e) for e in rows], total)
+    return page.of([LedgerOut.from_row(e) for e in rows], total)
