@@ -148,7 +148,7 @@ async def _start_state(settings: Settings) -> AppState:
         await books.recover()
     books.start()
     recorder = UsageRecorder(books)
-    bank = _choose_bank(settings, sessions, books, several)
+    bank, limiter = _choose_bank(settings, sessions, books, several)
     catalog.on_change.append(bank.reload)
     tokenizer = Tokenizer()
     # Build the encoding of current models (about half a second) before serving, in a thread: a
@@ -172,7 +172,7 @@ async def _start_state(settings: Settings) -> AppState:
         books=books,
         tokenizer=tokenizer,
         adapters=build_registry(),
-        accountant=Accountant(bank, catalog.prices, _choose_limiter(bank, several), tokenizer, settings),
+        accountant=Accountant(bank, catalog.prices, limiter, tokenizer, settings),
         media=MediaStore(settings.resolved_media_dir(), settings.resolved_public_url()),
         fetcher=MediaFetcher(
             AddressPolicy(settings.fetch_allow_private, settings.fetch_allowed_cidrs),
@@ -188,35 +188,29 @@ async def _start_state(settings: Settings) -> AppState:
 
 def _choose_bank(
     settings: Settings, sessions: async_sessionmaker[AsyncSession], books: Books, several: bool
-) -> Bank:
-    """One process on SQLite: balances in memory (fastest). Several processes or a shared
-    database: Redis when configured, else the database itself (correct, slower)."""
+) -> tuple[Bank, Limiter]:
+    """Where balances and RPM/TPM windows live. One process on SQLite: in memory (fastest).
+    Several processes or a shared database: Redis when configured, else the database itself
+    (balances exact but slower; rate limits per process)."""
     if not several and settings.is_sqlite:
-        return LocalBank(sessions, books)
+        return LocalBank(sessions, books), RateLimiter()
     if settings.redis_url:
         from aitre.billing.redis_bank import RedisBalances, RedisBank
+        from aitre.billing.redis_limits import RedisRateLimiter
 
-        return RedisBank(sessions, books, RedisBalances(settings.redis_url, settings.resolved_database_url()))
+        balances = RedisBalances(settings.redis_url, settings.resolved_database_url())
+        return RedisBank(sessions, books, balances), RedisRateLimiter(balances.redis, balances.ns)
     if settings.is_sqlite:
         log.warning(
             "several workers on SQLite without AITRE_REDIS_URL: every request reserves in the database "
             "(exact, but slow); set AITRE_REDIS_URL for shared balances in Redis"
         )
-    return SharedBank(sessions, books)
-
-
-def _choose_limiter(bank: Bank, several: bool) -> Limiter:
-    """RPM/TPM windows live where the balances do: in Redis when they are shared there."""
-    if hasattr(bank, "balances"):  # RedisBank, imported only when Redis is configured
-        from aitre.billing.redis_limits import RedisRateLimiter
-
-        return RedisRateLimiter(bank.balances.redis, bank.balances.ns)
     if several:
         log.warning(
             "several workers without AITRE_REDIS_URL: each enforces a key's RPM/TPM limit on the "
             "requests it serves; set AITRE_REDIS_URL to share the limits exactly"
         )
-    return RateLimiter()
+    return SharedBank(sessions, books), RateLimiter()
 
 
 async def _stop_state(state: AppState) -> None:

@@ -19,15 +19,6 @@ def _name(prefix: str) -> str:
     return f"{prefix}-{uuid.uuid4().hex[:6]}"
 
 
-def _chat(gw: Gateway, key: str, model: str = "gpt-4o-mini") -> httpx.Response:
-    return httpx.post(
-        gw.api + "/chat/completions",
-        headers={"Authorization": f"Bearer {key}"},
-        json={"model": model, "messages": [{"role": "user", "content": "hi"}]},
-        timeout=30,
-    )
-
-
 def _error(resp: httpx.Response) -> str | None:
     if resp.status_code == 200:
         return None
@@ -54,7 +45,7 @@ def test_users_groups_and_keys_with_limits(gateway: Gateway) -> None:
         "token", "create", "--user", user, "--name", "ci", "--quota", "$1", "--expires", "+30d",
         "--models", "gpt-4o-mini", "--ips", "127.0.0.1", "--rpm", "100", "--tpm", "100000", "-q",
     ).stdout.strip()  # fmt: skip
-    wait_until(lambda: _chat(gateway, key).status_code == 200)
+    wait_until(lambda: gateway.chat(key).status_code == 200)
 
     [token] = _json(gateway, "token", "list", "--user", user)
     assert token["quota"] == 500_000 - token["used"] and token["models"] == "gpt-4o-mini"
@@ -65,11 +56,11 @@ def test_users_groups_and_keys_with_limits(gateway: Gateway) -> None:
         "yes",
     )
     assert token["expires"] != "never" and key not in json.dumps(token)
-    assert _error(_chat(gateway, key, "gpt-4o")) == "model_not_allowed"
+    assert _error(gateway.chat(key, "gpt-4o")) == "model_not_allowed"
 
     gateway.cli("token", "update", str(token["id"]), "--models", "gpt-4o", "--quota", "unlimited")
-    wait_until(lambda: _error(_chat(gateway, key)) == "model_not_allowed")
-    assert _chat(gateway, key, "gpt-4o").status_code == 200
+    wait_until(lambda: _error(gateway.chat(key)) == "model_not_allowed")
+    assert gateway.chat(key, "gpt-4o").status_code == 200
 
     before = _balance(gateway, key)
     gateway.cli("user", "topup", user, "$1", "--note", "bonus")
@@ -94,7 +85,7 @@ def test_users_groups_and_keys_with_limits(gateway: Gateway) -> None:
         assert result.returncode == 1 and message in result.stderr, result.stderr
 
     gateway.cli("user", "disable", user)
-    wait_until(lambda: _chat(gateway, key, "gpt-4o").status_code == 401)
+    wait_until(lambda: gateway.chat(key, "gpt-4o").status_code == 401)
 
 
 def test_redeem_codes(gateway: Gateway) -> None:
@@ -122,13 +113,13 @@ def test_channel_update_and_delete(gateway: Gateway, simulator: Simulator) -> No
         "--key", "sk-second-secret-2222", "--priority", "3",
     )  # fmt: skip
     gateway.cli("price", "set", model, "--input", "1", "--output", "1")
-    wait_until(lambda: _chat(gateway, gateway.user_key, model).status_code == 200)
+    wait_until(lambda: gateway.chat(gateway.user_key, model).status_code == 200)
     listing = gateway.cli("channel", "list", "--json").stdout
     channel = next(c for c in json.loads(listing) if c["name"] == name)
     assert channel["key"] == "sk-…2222" and "secret" not in listing
     assert (channel["models"], channel["mapping"], channel["priority"]) == (model, f"{model}=gpt-4o-mini", 3)
     gateway.cli("channel", "delete", name)
-    wait_until(lambda: _error(_chat(gateway, gateway.user_key, model)) == "model_not_found")
+    wait_until(lambda: _error(gateway.chat(gateway.user_key, model)) == "model_not_found")
 
 
 def test_logs_csv_and_usage(gateway: Gateway, tmp_path: Path) -> None:
@@ -140,7 +131,7 @@ def test_logs_csv_and_usage(gateway: Gateway, tmp_path: Path) -> None:
         "key"
     ]
     for model in ("gpt-4o-mini", "gpt-4o-mini", "gpt-4.1-mini"):
-        assert _chat(gateway, key, model).status_code == 200
+        assert gateway.chat(key, model).status_code == 200
     name = user["username"]
     wait_until(lambda: len(_json(gateway, "logs", "--user", name)) == 3, timeout=20)
     rows = _json(gateway, "logs", "--user", name, "--model", "gpt-4.1-mini", "--since", "-1h")

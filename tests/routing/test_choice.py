@@ -42,15 +42,6 @@ def gw(simulator: Simulator, tmp_path_factory: pytest.TempPathFactory) -> Iterat
     g.stop()
 
 
-def _ask(gw: Gateway, key: str, model: str) -> httpx.Response:
-    return httpx.post(
-        gw.api + "/chat/completions",
-        json={"model": model, "messages": [{"role": "user", "content": "hi"}]},
-        headers={"Authorization": f"Bearer {key}"},
-        timeout=30,
-    )
-
-
 def _channel_names(gw: Gateway) -> dict[int, str]:
     return {int(r["id"]): str(r["name"]) for r in gw.sql("SELECT id, name FROM channels")}
 
@@ -59,7 +50,7 @@ def test_top_tier_only_weighted_within_it(gw: Gateway) -> None:
     key = new_user_key(gw, "weights", 50_000_000)
     rids = []
     for _ in range(80):
-        resp = _ask(gw, key, "w-model")
+        resp = gw.chat(key, "w-model")
         assert resp.status_code == 200, resp.text
         rids.append(resp.headers["x-request-id"])
     names = _channel_names(gw)
@@ -72,14 +63,14 @@ def test_top_tier_only_weighted_within_it(gw: Gateway) -> None:
 def test_a_group_limited_channel_serves_only_that_group(gw: Gateway) -> None:
     admin = {"Authorization": f"Bearer {gw.admin_key}"}
     plain = new_user_key(gw, "plain", 50_000_000)
-    refused = _ask(gw, plain, "vip-model")
+    refused = gw.chat(plain, "vip-model")
     assert refused.status_code == 503 and refused.json()["error"]["code"] == "no_available_channel"
     assert gw.wait_log(refused.headers["x-request-id"])["quota"] == 0
     vip = new_user_key(gw, "vipuser", 50_000_000)
     uid = gw.sql("SELECT id FROM users WHERE username = 'vipuser'")[0]["id"]
     moved = httpx.patch(f"{gw.url}/api/admin/users/{uid}", json={"group": "vip"}, headers=admin)
     assert moved.status_code == 200, moved.text
-    resp = _ask(gw, vip, "vip-model")
+    resp = gw.chat(vip, "vip-model")
     assert resp.status_code == 200, resp.text
     assert _channel_names(gw)[int(gw.wait_log(resp.headers["x-request-id"])["channel_id"])] == "vip-only"
 
@@ -87,7 +78,7 @@ def test_a_group_limited_channel_serves_only_that_group(gw: Gateway) -> None:
 def test_channel_and_key_rename_the_upstream_model(gw: Gateway, simulator: Simulator) -> None:
     admin = {"Authorization": f"Bearer {gw.admin_key}"}
     key = new_user_key(gw, "renames", 50_000_000)
-    by_channel = _ask(gw, key, "alias-model")
+    by_channel = gw.chat(key, "alias-model")
     assert by_channel.status_code == 200 and by_channel.json()["model"].startswith("gpt-4o-mini")
 
     uid = gw.sql("SELECT id FROM users WHERE username = 'renames'")[0]["id"]
@@ -97,7 +88,7 @@ def test_channel_and_key_rename_the_upstream_model(gw: Gateway, simulator: Simul
         headers=admin,
     )
     assert made.status_code == 201, made.text
-    by_key = _ask(gw, made.json()["key"], "alias-model")
+    by_key = gw.chat(made.json()["key"], "alias-model")
     assert by_key.status_code == 200, by_key.text
     # The key's mapping wins over the channel's; the client's own name is what gets logged.
     assert by_key.json()["model"].startswith("gpt-4.1")
@@ -107,7 +98,7 @@ def test_channel_and_key_rename_the_upstream_model(gw: Gateway, simulator: Simul
 def test_max_concurrency_is_a_hard_cap(gw: Gateway) -> None:
     key = new_user_key(gw, "capped", 50_000_000)
     with ThreadPoolExecutor(5) as pool:
-        answers = list(pool.map(lambda _: _ask(gw, key, "cap-model"), range(5)))
+        answers = list(pool.map(lambda _: gw.chat(key, "cap-model"), range(5)))
     ok = [r for r in answers if r.status_code == 200]
     busy = [r for r in answers if r.status_code != 200]
     assert len(ok) == 3, [r.text for r in answers]  # 2 on cap-2, 1 on cap-1, none over
@@ -122,4 +113,4 @@ def test_max_concurrency_is_a_hard_cap(gw: Gateway) -> None:
     for r in ok:
         assert charged(wait_settled(gw, r.headers["x-request-id"])) == 500
     # Once they are done, the channels take requests again.
-    assert _ask(gw, key, "cap-model").status_code == 200
+    assert gw.chat(key, "cap-model").status_code == 200

@@ -7,7 +7,6 @@ from __future__ import annotations
 import json
 from collections.abc import Iterator
 
-import httpx
 import pytest
 
 from tests.billing.helpers import charged, new_user_key, wait_settled
@@ -50,15 +49,6 @@ def key(gw: Gateway) -> str:
     return new_user_key(gw, "fo", 50_000_000)
 
 
-def _ask(gw: Gateway, key: str, model: str, stream: bool = False) -> httpx.Response:
-    return httpx.post(
-        gw.api + "/chat/completions",
-        json={"model": model, "messages": [{"role": "user", "content": "hi"}], "stream": stream},
-        headers={"Authorization": f"Bearer {key}"},
-        timeout=30,
-    )
-
-
 def _channel(gw: Gateway, name: str) -> int:
     return int(gw.sql("SELECT id FROM channels WHERE name = ?", (name,))[0]["id"])
 
@@ -66,7 +56,7 @@ def _channel(gw: Gateway, name: str) -> int:
 @pytest.mark.parametrize("model", ["fo-500", "fo-hang", "fo-refused"])
 @pytest.mark.parametrize("stream", [False, True])
 def test_first_channel_fails_second_serves(gw: Gateway, key: str, model: str, stream: bool) -> None:
-    resp = _ask(gw, key, model, stream)
+    resp = gw.chat(key, model, stream)
     assert resp.status_code == 200, resp.text
     if stream:
         assert resp.text.rstrip().endswith("data: [DONE]") and '"error"' not in resp.text
@@ -84,7 +74,7 @@ def test_first_channel_fails_second_serves(gw: Gateway, key: str, model: str, st
 
 
 def test_client_errors_are_not_retried(gw: Gateway, key: str) -> None:
-    resp = _ask(gw, key, "fo-400")
+    resp = gw.chat(key, "fo-400")
     assert resp.status_code == 400
     row = gw.wait_log(resp.headers["x-request-id"])
     assert len(json.loads(row["attempts"])) == 1
@@ -92,7 +82,7 @@ def test_client_errors_are_not_retried(gw: Gateway, key: str) -> None:
 
 
 def test_429_everywhere_is_one_429_with_retry_after_and_free(gw: Gateway, key: str) -> None:
-    resp = _ask(gw, key, "fo-429")
+    resp = gw.chat(key, "fo-429")
     assert resp.status_code == 429
     assert resp.headers["retry-after"] == "3"  # the shortest wait any channel asked for
     assert resp.json()["error"]["code"] == "rate_limit_exceeded"

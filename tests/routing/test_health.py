@@ -8,7 +8,6 @@ import json
 from collections.abc import Iterator
 from pathlib import Path
 
-import httpx
 import pytest
 
 from tests.billing.helpers import new_user_key
@@ -22,15 +21,6 @@ def own_sim(tmp_path: Path) -> Iterator[Simulator]:
     sim.stop()
 
 
-def _ask(gw: Gateway, key: str, model: str) -> httpx.Response:
-    return httpx.post(
-        gw.api + "/chat/completions",
-        json={"model": model, "messages": [{"role": "user", "content": "hi"}]},
-        headers={"Authorization": f"Bearer {key}"},
-        timeout=30,
-    )
-
-
 def test_rejected_key_disables_the_channel_and_the_prober_reenables_it(
     own_sim: Simulator, tmp_path: Path
 ) -> None:
@@ -41,13 +31,13 @@ def test_rejected_key_disables_the_channel_and_the_prober_reenables_it(
     try:
         key = new_user_key(gw, "hk", 50_000_000)
         own_sim.set_faults({"spec": "status=401", "path": "/v1/"})
-        resp = _ask(gw, key, "hk-model")
+        resp = gw.chat(key, "hk-model")
         assert resp.status_code == 502 and resp.json()["error"]["code"] == "upstream_auth_failed"
         row = wait_until(
             lambda: (r := gw.sql("SELECT enabled, disabled_reason FROM channels"))[0]["enabled"] == 0 and r[0]
         )
         assert row["disabled_reason"].startswith("auto: ")
-        assert _ask(gw, key, "hk-model").status_code == 503  # no usable channel while disabled
+        assert gw.chat(key, "hk-model").status_code == 503  # no usable channel while disabled
         # The prober keeps trying (and failing) while the key is still refused...
         wait_until(lambda: any(e["path"].endswith("/v1/models") for e in own_sim.events()), timeout=5)
         assert gw.sql("SELECT enabled FROM channels")[0]["enabled"] == 0
@@ -55,7 +45,7 @@ def test_rejected_key_disables_the_channel_and_the_prober_reenables_it(
         own_sim.reset()
         wait_until(lambda: gw.sql("SELECT enabled FROM channels")[0]["enabled"] == 1, timeout=10)
         assert gw.sql("SELECT disabled_reason FROM channels")[0]["disabled_reason"] == ""
-        wait_until(lambda: _ask(gw, key, "hk-model").status_code == 200, timeout=5)
+        wait_until(lambda: gw.chat(key, "hk-model").status_code == 200, timeout=5)
     finally:
         gw.stop()
 
@@ -78,11 +68,11 @@ def test_failing_channel_is_cooled_down_and_skipped(own_sim: Simulator, tmp_path
         key = new_user_key(gw, "cd", 50_000_000)
         sick = gw.sql("SELECT id FROM channels WHERE name = 'sick'")[0]["id"]
         for _ in range(3):
-            r = _ask(gw, key, "cd-model")
+            r = gw.chat(key, "cd-model")
             assert r.status_code == 200
             assert json.loads(gw.wait_log(r.headers["x-request-id"])["attempts"])[0]["channel_id"] == sick
         # The breaker is open now: the sick channel is not even tried.
-        r = _ask(gw, key, "cd-model")
+        r = gw.chat(key, "cd-model")
         attempts = json.loads(gw.wait_log(r.headers["x-request-id"])["attempts"])
         assert [a["channel_id"] for a in attempts] != [sick] and sick not in [
             a["channel_id"] for a in attempts

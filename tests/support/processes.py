@@ -165,6 +165,15 @@ class Gateway:
     def api(self) -> str:
         return self.url + "/v1"
 
+    def chat(self, key: str, model: str = "gpt-4o-mini", stream: bool = False) -> httpx.Response:
+        """One "hi" chat request with `key`, read whole."""
+        return httpx.post(
+            self.api + "/chat/completions",
+            json={"model": model, "messages": [{"role": "user", "content": "hi"}], "stream": stream},
+            headers={"Authorization": f"Bearer {key}"},
+            timeout=30,
+        )
+
     def cli(self, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
         """Run an `aitre` CLI command against this gateway's database."""
         result = subprocess.run(

@@ -135,10 +135,15 @@ class Accountant:
         try:
             await self.bank.reserve(charge.hold)
         except ApiError:
-            if caller.tpm > 0:
-                self.limiter.correct(caller.token_id, tokens, 0, job.request_id)
+            self._recount(job, tokens, 0)
             raise
         job.charge = charge
+
+    def _recount(self, job: RelayJob, estimated: int, actual: int) -> None:
+        """Put what an admitted request really used into its key's token window (only keys
+        with a TPM limit have one)."""
+        if job.caller.tpm > 0:
+            self.limiter.correct(job.caller.token_id, estimated, actual, job.request_id)
 
     def close(self, job: RelayJob, status: int, usage: Usage) -> int:
         """Settle at the real cost when anything was delivered, else refund. Returns units charged."""
@@ -147,13 +152,7 @@ class Accountant:
             return 0
         job.charge = None
         delivered = status == 200 or usage.completion_tokens > 0 or usage.images > 0
-        if job.caller.tpm > 0:
-            self.limiter.correct(
-                job.caller.token_id,
-                charge.estimated_tokens,
-                usage.total_tokens if delivered else 0,
-                job.request_id,
-            )
+        self._recount(job, charge.estimated_tokens, usage.total_tokens if delivered else 0)
         if not delivered:
             self.bank.refund(charge.hold, note=f"request failed ({status})")
             return 0

@@ -56,14 +56,18 @@ def _nowhere(state: AppState, job: RelayJob) -> ApiError:
     return no_channel(job.model)
 
 
+def _refused(state: AppState, job: RelayJob, error: ApiError) -> ApiError:
+    """Record a request that no channel served (it costs nothing); returns the error to raise."""
+    finish(state, job, None, error.status, error.message)
+    return error
+
+
 def ensure_routable(state: AppState, job: RelayJob) -> ChannelInfo:
     """The first channel to try; fails now (404 / 503) if none could take the job, before
     anything is reserved or a stream has started. A refusal is logged and costs nothing."""
     channel = state.catalog.router.pick(job.model, None, _usable(state, job), _healthy(state))
     if channel is None:
-        error = _nowhere(state, job)
-        finish(state, job, None, error.status, error.message)
-        raise error
+        raise _refused(state, job, _nowhere(state, job))
     return channel
 
 
@@ -138,13 +142,8 @@ async def with_failover(
             release_slot(state, job)
             finish(state, job, channel, 499, "client disconnected")
             raise
-    if not errors:  # the channels went away or filled up after admission
-        gone = _nowhere(state, job)
-        finish(state, job, None, gone.status, gone.message)
-        raise gone
-    final = _final_error(errors)
-    finish(state, job, None, final.status, final.message)
-    raise final
+    # No errors: the channels went away or filled up after admission.
+    raise _refused(state, job, _final_error(errors) if errors else _nowhere(state, job))
 
 
 async def admit(state: AppState, job: RelayJob, image_chat: bool = False) -> None:
@@ -152,7 +151,7 @@ async def admit(state: AppState, job: RelayJob, image_chat: bool = False) -> Non
     try:
         await state.accountant.admit(job, image_chat)
     except ApiError as error:
-        finish(state, job, None, error.status, error.message)
+        _refused(state, job, error)
         raise
 
 
