@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
-import logging
 from collections.abc import Awaitable, Callable
 
 from sqlalchemy import select
@@ -14,11 +12,10 @@ from aitre.accounts.auth import KeyCache
 from aitre.billing.pricebook import PriceBook
 from aitre.channels import repo as channel_repo
 from aitre.channels.router import ChannelRouter
+from aitre.periodic import cancel, every
 from aitre.secrets import SecretBox
 from aitre.store.models import Group, Price
 from aitre.store.version import read_version
-
-log = logging.getLogger(__name__)
 
 
 class Catalog:
@@ -64,19 +61,9 @@ class Catalog:
         return True
 
     def start(self) -> None:
-        self._task = asyncio.create_task(self._watch(), name="catalog-watch")
-
-    async def _watch(self) -> None:
-        while True:
-            await asyncio.sleep(self._refresh_seconds)
-            try:
-                await self.refresh_if_changed()
-            except Exception:
-                log.exception("catalog refresh failed; keeping the current view")
+        failed = "catalog refresh failed; keeping the current view"
+        self._task = every(self._refresh_seconds, self.refresh_if_changed, "catalog-watch", failed)
 
     async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-            self._task = None
+        await cancel(self._task)
+        self._task = None

@@ -23,6 +23,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from aitre.billing.journal import Journal, read_segments, remove
 from aitre.billing.ledger_rows import apply_once, refund_open_holds, write_ops
+from aitre.periodic import cancel, every
 from aitre.store.bulk import insert_rows
 from aitre.store.models import UsageLog
 
@@ -151,14 +152,12 @@ class Books:
         return refunded
 
     def start(self) -> None:
-        self._task = asyncio.create_task(self._run(), name="books-writer")
+        failed = "writing the books failed; will retry (the journal keeps everything)"
+        self._task = every(self._flush_seconds, self.flush, "books-writer", failed)
 
     async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-            self._task = None
+        await cancel(self._task)
+        self._task = None
         await self.flush()
         self.close()
 
@@ -171,14 +170,6 @@ class Books:
             remove(leftovers)
             with contextlib.suppress(OSError):
                 folder.rmdir()
-
-    async def _run(self) -> None:
-        while True:
-            await asyncio.sleep(self._flush_seconds)
-            try:
-                await self.flush()
-            except Exception:
-                log.exception("writing the books failed; will retry (the journal keeps everything)")
 
 
 async def _missing_rows(session: AsyncSession, rows: list[dict[str, Any]]) -> list[dict[str, Any]]:

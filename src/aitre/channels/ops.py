@@ -4,7 +4,6 @@ refused, and probe cooled or auto-disabled ones until they answer again."""
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 from collections.abc import Coroutine
 from typing import TYPE_CHECKING, Any
@@ -13,6 +12,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from aitre.channels.health import ChannelHealth
 from aitre.channels.model import ChannelInfo
+from aitre.periodic import cancel, every
 from aitre.store.models import Channel, now_ms
 from aitre.store.version import bump_version
 
@@ -91,13 +91,15 @@ class ChannelOps:
     # --- probing -----------------------------------------------------------------------------
     def start(self, state: AppState) -> None:
         self.state = state
-        self._loop = asyncio.create_task(self._probe_loop(), name="channel-prober")
+        self._loop = every(
+            state.settings.probe_interval_seconds,
+            lambda: self.probe_once(state),
+            "channel-prober",
+            "channel probe round failed",
+        )
 
     async def stop(self) -> None:
-        if self._loop is not None:
-            self._loop.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._loop
+        await cancel(self._loop)
         for task in list(self._tasks):
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
@@ -126,12 +128,3 @@ class ChannelOps:
                 if not ch.enabled:
                     await self.reenable(ch)
         return recovered
-
-    async def _probe_loop(self) -> None:
-        assert self.state is not None
-        while True:
-            await asyncio.sleep(self.state.settings.probe_interval_seconds)
-            try:
-                await self.probe_once(self.state)
-            except Exception:
-                log.exception("channel probe round failed")
