@@ -12,6 +12,24 @@ import orjson
 from starlette.responses import Response
 
 
+class DomainError(ValueError):
+    """A request the domain logic cannot do as asked (accounts, channels, prices). The HTTP layer
+    answers with `status` and `code` (`api.deps.to_api_error`), the CLI prints the message."""
+
+    status = 400
+    code: str | None = None
+
+
+class NotFoundError(DomainError):
+    status = 404
+    code = "not_found"
+
+
+class ConflictError(DomainError):
+    status = 409
+    code = "conflict"
+
+
 class ApiError(Exception):
     """An error with an HTTP status that goes to the client in OpenAI's error shape."""
 

@@ -5,8 +5,9 @@ from __future__ import annotations
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from aitre.accounts.repo import AccountError, ConflictError, NotFoundError, check_name
+from aitre.accounts.repo import AccountError, check_name
 from aitre.billing.prices import dec
+from aitre.errors import ConflictError, NotFoundError
 from aitre.store.models import Group, User
 
 

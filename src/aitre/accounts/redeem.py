@@ -12,7 +12,8 @@ from sqlalchemy import ColumnElement, and_, func, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from aitre.accounts.keys import hash_key
-from aitre.accounts.repo import AccountError, ConflictError, NotFoundError, grant
+from aitre.accounts.repo import AccountError, grant
+from aitre.errors import ConflictError, NotFoundError
 from aitre.store.models import RedeemCode, User, now_ms
 
 CODE_PREFIX = "rc-"

@@ -19,6 +19,7 @@ from sqlalchemy import func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from aitre.accounts.keys import generate_key, hash_key, key_hint
+from aitre.errors import ConflictError, DomainError, NotFoundError
 from aitre.store.models import Group, LedgerEntry, Token, User, now_ms
 
 ROLES = ("admin", "user")
@@ -27,21 +28,8 @@ DEFAULT_GROUP = "default"
 _NAME = re.compile(r"^[A-Za-z0-9_.@+-]{1,64}$")
 
 
-class AccountError(ValueError):
-    """A request that cannot be done as asked (HTTP 400 unless a subclass says otherwise)."""
-
-    status = 400
-    code: str | None = None
-
-
-class NotFoundError(AccountError):
-    status = 404
-    code = "not_found"
-
-
-class ConflictError(AccountError):
-    status = 409
-    code = "conflict"
+class AccountError(DomainError):
+    """A request about users, keys, groups or codes that cannot be done as asked."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -10,6 +10,7 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from aitre.channels.repo import ChannelError
+from aitre.errors import ConflictError, NotFoundError
 from aitre.secrets import SecretBox
 from aitre.store.models import Channel
 
@@ -27,16 +28,6 @@ CHANNEL_FIELDS = (
 )
 
 
-class ChannelNotFound(ChannelError):
-    status = 404
-    code = "not_found"
-
-
-class ChannelConflict(ChannelError):
-    status = 409
-    code = "conflict"
-
-
 def secret_hint(secret: str) -> str:
     """Enough of an upstream key to recognise it (`sk-…abcd`), never enough to use it."""
     if not secret:
@@ -50,14 +41,14 @@ def secret_hint(secret: str) -> str:
 async def get_channel(session: AsyncSession, channel_id: int) -> Channel:
     row = await session.get(Channel, channel_id)
     if row is None:
-        raise ChannelNotFound(f"no channel with id {channel_id}")
+        raise NotFoundError(f"no channel with id {channel_id}")
     return row
 
 
 async def check_name_free(session: AsyncSession, name: str, except_id: int | None = None) -> None:
     found = await session.scalar(select(Channel.id).where(Channel.name == name))
     if found is not None and found != except_id:
-        raise ChannelConflict(f"a channel named {name!r} already exists")
+        raise ConflictError(f"a channel named {name!r} already exists")
 
 
 async def update_channel(

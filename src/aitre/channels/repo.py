@@ -9,13 +9,14 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from aitre.adapters.bfl_models import BFL_MODELS, DEFAULT_FLUX_MAPPING
 from aitre.channels.model import CHANNEL_TYPES, ChannelInfo
+from aitre.errors import DomainError
 from aitre.secrets import SecretBox
 from aitre.simulator import catalog as sim_catalog
 from aitre.store.models import Channel
 
 
-class ChannelError(ValueError):
-    pass
+class ChannelError(DomainError):
+    """A channel that cannot be added or changed as asked."""
 
 
 async def add_channel(

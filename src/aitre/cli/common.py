@@ -50,7 +50,7 @@ def run_db(work: Callable[[AsyncSession, SecretBox], Awaitable[T]], *, changes_c
 
     try:
         return asyncio.run(go())
-    except ValueError as exc:  # domain errors (AccountError, ChannelError) are ValueErrors
+    except ValueError as exc:  # `errors.DomainError` and bad values the CLI parsed
         err_console.print(f"[red]error:[/red] {exc}")
         raise typer.Exit(1) from None
 
