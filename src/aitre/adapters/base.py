@@ -8,7 +8,9 @@ An adapter runs one attempt of a job on one channel. It returns the client's res
 from __future__ import annotations
 
 from decimal import Decimal
-from typing import TYPE_CHECKING, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
+
+import orjson
 
 from aitre.errors import ApiError
 
@@ -24,6 +26,18 @@ class Retryable(Exception):
     def __init__(self, error: ApiError) -> None:
         super().__init__(error.message)
         self.error = error
+
+
+def json_object(raw: bytes, who: str) -> dict[str, Any]:
+    """An upstream answer that must be a JSON object; anything else is worth another channel."""
+    try:
+        data = orjson.loads(raw)
+    except orjson.JSONDecodeError:
+        data = None
+    if not isinstance(data, dict):
+        message = f"{who} answered with something that is not a JSON object"
+        raise Retryable(ApiError(502, message, type="upstream_error"))
+    return data
 
 
 class Adapter(Protocol):

@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 import orjson
 from starlette.responses import Response
 
-from aitre.adapters.base import Retryable
+from aitre.adapters.base import Retryable, json_object
 from aitre.errors import ApiError
 from aitre.relay.errors import RETRYABLE_STATUS, error_from_failure, error_from_status
 from aitre.relay.outcome import finish, note_attempt
@@ -148,15 +148,7 @@ class BflAdapter:
             if resp.status in RETRYABLE_STATUS or resp.status in (401, 402, 403):
                 raise Retryable(error)
             raise ApiError(400, f"Flux refused the request: {error.message}", code="invalid_request")
-        try:
-            data = orjson.loads(raw)
-        except orjson.JSONDecodeError:
-            data = None
-        if not isinstance(data, dict):
-            raise Retryable(
-                ApiError(502, "Flux answered with something that is not a JSON object", type="upstream_error")
-            )
-        return data
+        return json_object(raw, "Flux")
 
     async def _poll(
         self,

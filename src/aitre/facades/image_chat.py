@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Any
 import orjson
 from starlette.responses import Response
 
-from aitre.adapters.base import Retryable
+from aitre.adapters.base import Retryable, json_object
 from aitre.adapters.openai_compat import OpenAICompatAdapter
 from aitre.errors import ApiError, bad_request
 from aitre.facades.chat_shapes import chat_completion, chat_stream_chunks
@@ -174,17 +174,7 @@ async def _call_json(state: AppState, sub: RelayJob, channel: ChannelInfo) -> di
         raw = await read_body(resp, timeouts, _IMAGE_LIMIT * 2)
     finally:
         resp.release()
-    try:
-        data = orjson.loads(raw)
-    except orjson.JSONDecodeError:
-        data = None
-    if not isinstance(data, dict):
-        raise Retryable(
-            ApiError(
-                502, "the image upstream answered with something that is not JSON", type="upstream_error"
-            )
-        )
-    return data
+    return json_object(raw, "the image upstream")
 
 
 async def _generate(
