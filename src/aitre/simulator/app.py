@@ -17,7 +17,7 @@ from aitre.simulator.common import (
     SimState,
     authorized,
     bad_request,
-    begin,
+    open_plain,
     sim,
     unauthorized,
     unknown_model,
@@ -39,13 +39,9 @@ def _model(model_id: str) -> dict[str, object]:
 
 
 async def list_models(request: Request) -> Response:
-    if not authorized(request):
-        return unauthorized()
-    # Faults apply here too: gateways probe a channel with this request.
-    started = await begin(request, "", False)
-    if isinstance(started, Response):
-        return started
-    started[0].end("completed")
+    refused = await open_plain(request)
+    if refused is not None:
+        return refused
     data = [_model(m) for m in catalog.all_models()]
     return Response(orjson.dumps({"object": "list", "data": data}), media_type="application/json")
 

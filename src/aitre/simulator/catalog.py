@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from aitre.adapters import bfl_models
+
 CHAT_MODELS = (
     "gpt-4o-mini",
     "gpt-4o",
@@ -31,19 +33,9 @@ SPEECH_MODELS = ("tts-1", "tts-1-hd", "gpt-4o-mini-tts", "tts")
 SSE_SPEECH_MODELS = ("gpt-4o-mini-tts",)
 TRANSCRIPTION_MODELS = ("whisper-1", "gpt-4o-transcribe", "gpt-4o-mini-transcribe")
 TRANSLATION_MODELS = ("whisper-1",)
-# Black Forest Labs models, served over BFL's own API (`POST /v1/<model>`), not OpenAI's.
-BFL_MODELS = (
-    "flux-dev",
-    "flux-pro",
-    "flux-pro-1.1",
-    "flux-pro-1.1-ultra",
-    "flux-kontext-pro",
-    "flux-kontext-max",
-    "flux-2-pro",
-    "flux-2-max",
-    "flux-2-flex",
-    "flux-schnell",
-)
+# Black Forest Labs models, served over BFL's own API (`POST /v1/<model>`), not OpenAI's: the
+# models BFL has, without the gateway's alias names.
+BFL_MODELS = tuple(m for m in bfl_models.BFL_MODELS if m not in bfl_models.DEFAULT_FLUX_MAPPING)
 
 
 def all_models() -> list[str]:

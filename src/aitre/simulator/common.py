@@ -234,6 +234,18 @@ def text_answer(text: str, fault: Fault, ev: SimEvent) -> Response:
     return Response(body, media_type="text/plain; charset=utf-8")
 
 
+async def open_plain(request: Request) -> Response | None:
+    """The prelude of a route without a body (models list, billing): the key, then any fault
+    (gateways probe channels with these requests). None: go on and answer."""
+    if not authorized(request):
+        return unauthorized()
+    started = await begin(request, "", False)
+    if isinstance(started, Response):
+        return started
+    started[0].end("completed")
+    return None
+
+
 async def open_json(request: Request, models: Iterable[str]) -> tuple[dict[str, Any], str] | Response:
     """The prelude of every JSON route: the key, a JSON object body, a model this route serves."""
     if not authorized(request):

@@ -7,23 +7,13 @@ import orjson
 from starlette.requests import Request
 from starlette.responses import Response
 
-from aitre.simulator.common import authorized, begin, sim, unauthorized
+from aitre.simulator.common import open_plain, sim
 
 HARD_LIMIT_USD = 100.0
 
 
-async def _open(request: Request) -> Response | None:
-    if not authorized(request):
-        return unauthorized()
-    started = await begin(request, "", False)
-    if isinstance(started, Response):
-        return started
-    started[0].end("completed")
-    return None
-
-
 async def subscription(request: Request) -> Response:
-    refused = await _open(request)
+    refused = await open_plain(request)
     if refused is not None:
         return refused
     body = {"object": "billing_subscription", "has_payment_method": True, "hard_limit_usd": HARD_LIMIT_USD}
@@ -31,7 +21,7 @@ async def subscription(request: Request) -> Response:
 
 
 async def usage(request: Request) -> Response:
-    refused = await _open(request)
+    refused = await open_plain(request)
     if refused is not None:
         return refused
     body = {"object": "list", "total_usage": float(sim(request).requests)}  # cents
