@@ -10,7 +10,7 @@ import httpx
 import pytest
 
 from tests.billing.helpers import balance, charged, consistent, new_user_key, wait_settled
-from tests.support.processes import Gateway, Simulator, channel_spec, wait_until
+from tests.support.processes import Gateway, Simulator, channel_spec, read_content_events, wait_until
 
 # 500 units per input token, 1000 per output token: costs are exact small integers.
 PRICE = {"input_per_1m": "1000", "output_per_1m": "2000"}
@@ -90,25 +90,9 @@ def test_cut_stream_pays_for_the_delivered_tokens_only(gw: Gateway, key: str) ->
 
 def test_client_disconnect_pays_for_what_was_produced(gw: Gateway, key: str) -> None:
     full = _post(gw, key, "gpt-4o-mini", max_tokens=30).json()["usage"]["completion_tokens"]
-    with httpx.stream(
-        "POST",
-        gw.api + "/chat/completions",
-        json={
-            "model": "m-slow",
-            "messages": [{"role": "user", "content": "hi"}],
-            "stream": True,
-            "max_tokens": 30,
-        },
-        headers={"Authorization": f"Bearer {key}"},
-        timeout=30,
-    ) as resp:
+    with gw.chat_stream(key, "m-slow", max_tokens=30) as resp:
         rid = resp.headers["x-request-id"]
-        seen = 0
-        for line in resp.iter_lines():
-            if '"content":"' in line and '"content":""' not in line:
-                seen += 1
-            if seen == 3:
-                break
+        read_content_events(resp, 3)
     e = wait_settled(gw, rid)
     cost = charged(e)
     produced = (cost - PROMPT_TOKENS * 500) // 1000

@@ -11,7 +11,7 @@ import httpx
 import pytest
 
 from tests.billing.helpers import charged, new_user_key, wait_settled
-from tests.support.processes import Gateway, Simulator, channel_spec, wait_until
+from tests.support.processes import Gateway, Simulator, channel_spec, read_content_events, wait_until
 
 
 @pytest.fixture(scope="module")
@@ -40,24 +40,9 @@ def _upstream_event(sim: Simulator, model: str, after: float) -> dict[str, objec
 def test_stream_disconnect_closes_the_upstream_within_a_second(setup: tuple[Gateway, Simulator, str]) -> None:
     gw, sim, key = setup
     t0 = time.time()
-    with httpx.stream(
-        "POST",
-        gw.api + "/chat/completions",
-        json={
-            "model": "slow-model",
-            "messages": [{"role": "user", "content": "hi"}],
-            "stream": True,
-            "max_tokens": 30,
-        },
-        headers={"Authorization": f"Bearer {key}"},
-        timeout=30,
-    ) as resp:
+    with gw.chat_stream(key, "slow-model", max_tokens=30) as resp:
         rid = resp.headers["x-request-id"]
-        seen = 0
-        for line in resp.iter_lines():
-            seen += '"content":"' in line and '"content":""' not in line
-            if seen == 2:
-                break
+        read_content_events(resp, 2)
     closed_at = time.time()
     ev = wait_until(
         lambda: (e := _upstream_event(sim, "gpt-4o-mini", t0)) and e["outcome"] != "open" and e, timeout=5

@@ -17,18 +17,7 @@ from tests.support.processes import Gateway, Simulator, channel_spec
 
 def _stream(gw: Gateway, key: str, model: str, out: dict[str, str], started: threading.Event) -> None:
     try:
-        with httpx.stream(
-            "POST",
-            gw.api + "/chat/completions",
-            json={
-                "model": model,
-                "messages": [{"role": "user", "content": "hi"}],
-                "stream": True,
-                "max_tokens": 8,
-            },
-            headers={"Authorization": f"Bearer {key}"},
-            timeout=30,
-        ) as resp:
+        with gw.chat_stream(key, model, max_tokens=8) as resp:
             out["rid"] = resp.headers["x-request-id"]
             started.set()
             out["body"] = "".join(resp.iter_text())

@@ -174,6 +174,23 @@ class Gateway:
             timeout=30,
         )
 
+    @contextlib.contextmanager
+    def chat_stream(self, key: str, model: str, max_tokens: int) -> Iterator[httpx.Response]:
+        """A streamed "hi" chat request with `key`, open while the block runs."""
+        with httpx.stream(
+            "POST",
+            self.api + "/chat/completions",
+            json={
+                "model": model,
+                "messages": [{"role": "user", "content": "hi"}],
+                "stream": True,
+                "max_tokens": max_tokens,
+            },
+            headers={"Authorization": f"Bearer {key}"},
+            timeout=30,
+        ) as resp:
+            yield resp
+
     def cli(self, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
         """Run an `aitre` CLI command against this gateway's database."""
         result = subprocess.run(
@@ -217,6 +234,15 @@ def running(*procs: Gateway | Simulator) -> Iterator[None]:
     finally:
         for p in procs:
             p.stop()
+
+
+def read_content_events(resp: httpx.Response, count: int) -> None:
+    """Read a chat stream until `count` events with text have arrived (then the caller may leave)."""
+    seen = 0
+    for line in resp.iter_lines():
+        seen += '"content":"' in line and '"content":""' not in line
+        if seen == count:
+            return
 
 
 def channel_spec(
