@@ -84,13 +84,7 @@ def test_connection_refused_is_a_clean_502(gw: Gateway) -> None:
 
 
 def test_truncated_stream_ends_with_error_event_and_done(gw: Gateway) -> None:
-    with httpx.stream(
-        "POST",
-        gw.api + "/chat/completions",
-        headers={"Authorization": f"Bearer {gw.user_key}"},
-        json={"model": "fault-trunc", "messages": [{"role": "user", "content": "hi"}], "stream": True},
-        timeout=30,
-    ) as resp:
+    with gw.chat_stream(gw.user_key, "fault-trunc") as resp:
         assert resp.status_code == 200
         rid = resp.headers["x-request-id"]
         lines = [line for line in resp.iter_lines() if line]
@@ -121,13 +115,7 @@ def test_truncated_non_stream_body_is_a_502(gw: Gateway) -> None:
 
 def test_stalled_stream_is_cut_after_the_idle_timeout(gw: Gateway) -> None:
     t0 = time.monotonic()
-    with httpx.stream(
-        "POST",
-        gw.api + "/chat/completions",
-        headers={"Authorization": f"Bearer {gw.user_key}"},
-        json={"model": "fault-stall", "messages": [{"role": "user", "content": "hi"}], "stream": True},
-        timeout=30,
-    ) as resp:
+    with gw.chat_stream(gw.user_key, "fault-stall") as resp:
         lines = [line for line in resp.iter_lines() if line]
     assert time.monotonic() - t0 < 6
     assert lines[-1] == "data: [DONE]"

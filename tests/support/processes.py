@@ -175,17 +175,19 @@ class Gateway:
         )
 
     @contextlib.contextmanager
-    def chat_stream(self, key: str, model: str, max_tokens: int) -> Iterator[httpx.Response]:
+    def chat_stream(self, key: str, model: str, max_tokens: int | None = None) -> Iterator[httpx.Response]:
         """A streamed "hi" chat request with `key`, open while the block runs."""
+        body: dict[str, Any] = {
+            "model": model,
+            "messages": [{"role": "user", "content": "hi"}],
+            "stream": True,
+        }
+        if max_tokens is not None:
+            body["max_tokens"] = max_tokens
         with httpx.stream(
             "POST",
             self.api + "/chat/completions",
-            json={
-                "model": model,
-                "messages": [{"role": "user", "content": "hi"}],
-                "stream": True,
-                "max_tokens": max_tokens,
-            },
+            json=body,
             headers={"Authorization": f"Bearer {key}"},
             timeout=30,
         ) as resp:
