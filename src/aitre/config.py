@@ -76,6 +76,11 @@ class Settings(BaseSettings):
         32 * 1024 * 1024, description="Largest request body the gateway accepts (bytes)."
     )
     pool_size: int = Field(512, description="Connections kept open per process to all upstreams.")
+    upstream_ca_file: Path | None = Field(
+        None,
+        description="PEM file of the CA certificates trusted for HTTPS upstreams (e.g. an internal CA). "
+        "Default: the system's trust store.",
+    )
     retries: int = Field(
         2, description="Further channels tried after a failure that happened before the client got a byte."
     )

@@ -143,7 +143,7 @@ class BflAdapter:
             note_attempt(job, channel, 0, (time.perf_counter() - t0) * 1000, failure.message)
             raise Retryable(error_from_failure(failure)) from failure
         if resp.status >= 400:
-            error = error_from_status(resp.status, raw, {k.lower(): v for k, v in resp.headers.items()})
+            error = error_from_status(resp.status, raw, resp.headers)
             note_attempt(job, channel, resp.status, (time.perf_counter() - t0) * 1000, error.message)
             if resp.status in RETRYABLE_STATUS or resp.status in (401, 402, 403):
                 raise Retryable(error)

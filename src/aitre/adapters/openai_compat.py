@@ -9,12 +9,10 @@ from __future__ import annotations
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
-import aiohttp
 import orjson
 
 from aitre.adapters.balance import dashboard_balance
-from aitre.relay import passthrough
-from aitre.relay.job import UploadedFile
+from aitre.relay import multipart, passthrough
 from aitre.relay.upstream import UpstreamRequest, answers
 
 if TYPE_CHECKING:
@@ -35,17 +33,11 @@ def rewrite_body(channel: ChannelInfo, job: RelayJob) -> bytes:
     return orjson.dumps(body)
 
 
-def rebuild_form(channel: ChannelInfo, job: RelayJob) -> aiohttp.FormData:
-    """The client's multipart fields and files, in order, with the model name mapped."""
-    form = aiohttp.FormData(quote_fields=False)
-    for name, value in job.form or ():
-        if isinstance(value, UploadedFile):
-            form.add_field(name, value.data, filename=value.filename, content_type=value.content_type)
-        elif name == "model":
-            form.add_field(name, job.upstream_model(channel))
-        else:
-            form.add_field(name, value)
-    return form
+def rebuild_form(channel: ChannelInfo, job: RelayJob) -> tuple[str, bytes]:
+    """The client's multipart fields and files, in order, with the model name mapped:
+    (Content-Type, body)."""
+    model = job.upstream_model(channel)
+    return multipart.encode([(name, model if name == "model" else value) for name, value in job.form or ()])
 
 
 class OpenAICompatAdapter:
@@ -58,7 +50,8 @@ class OpenAICompatAdapter:
             headers["Authorization"] = f"Bearer {channel.secret}"
         url = channel.api_base() + (path or job.path)
         if job.form is not None:
-            return UpstreamRequest("POST", url, headers, rebuild_form(channel, job))
+            headers["Content-Type"], body = rebuild_form(channel, job)
+            return UpstreamRequest("POST", url, headers, body)
         headers["Content-Type"] = "application/json"
         return UpstreamRequest("POST", url, headers, rewrite_body(channel, job))
 

@@ -9,7 +9,6 @@ from __future__ import annotations
 import time
 from typing import TYPE_CHECKING, Any
 
-import aiohttp
 import orjson
 
 from aitre.adapters.base import Retryable
@@ -19,7 +18,7 @@ from aitre.relay.outcome import count_usage, finish, note_attempt
 from aitre.relay.respond import BodyResponse
 from aitre.relay.sse import StreamTap
 from aitre.relay.streaming import BlockSource, StreamOutcome, StreamResponse, UpstreamBytes, UpstreamEvents
-from aitre.relay.upstream import Timeouts, UpstreamFailure, UpstreamRequest, read_body
+from aitre.relay.upstream import Response, Timeouts, UpstreamFailure, UpstreamRequest, read_body
 from aitre.relay.usage import Usage, completion_text, usage_from_dict
 
 if TYPE_CHECKING:
@@ -54,7 +53,7 @@ def _ms(t0: float) -> float:
 
 async def send(
     state: AppState, job: RelayJob, channel: ChannelInfo, req: UpstreamRequest, timeouts: Timeouts
-) -> aiohttp.ClientResponse:
+) -> Response:
     """Send, and turn an error status into `Retryable` or `ApiError`. Returns a 2xx response."""
     t0 = time.perf_counter()
     try:
@@ -71,7 +70,7 @@ async def send(
         body = b""
     finally:
         resp.release()
-    error = error_from_status(resp.status, body, {k.lower(): v for k, v in resp.headers.items()})
+    error = error_from_status(resp.status, body, resp.headers)
     note_attempt(job, channel, resp.status, _ms(t0), error.message)
     if resp.status in RETRYABLE_STATUS or resp.status in (401, 402, 403) or error.code in CHANNEL_DEAD:
         raise Retryable(error)
@@ -90,7 +89,7 @@ async def execute(state: AppState, job: RelayJob, channel: ChannelInfo, req: Ups
 
 
 async def _buffered(
-    state: AppState, job: RelayJob, channel: ChannelInfo, resp: aiohttp.ClientResponse, timeouts: Timeouts
+    state: AppState, job: RelayJob, channel: ChannelInfo, resp: Response, timeouts: Timeouts
 ) -> BodyResponse:
     try:
         body = await read_body(resp, timeouts, _RESPONSE_LIMIT)
@@ -132,7 +131,7 @@ async def measure(state: AppState, job: RelayJob, data: Any) -> Usage:
 
 
 async def _start_stream(
-    state: AppState, job: RelayJob, channel: ChannelInfo, resp: aiohttp.ClientResponse, source: BlockSource
+    state: AppState, job: RelayJob, channel: ChannelInfo, resp: Response, source: BlockSource
 ) -> StreamResponse:
     try:
         first = await source.next_block()

@@ -19,14 +19,13 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Protocol
 
-import aiohttp
 import orjson
 from starlette.types import Receive, Scope, Send
 
 from aitre.errors import ApiError
 from aitre.relay.cancel import DisconnectWatch
 from aitre.relay.sse import DONE, EventSplitter, StreamTap, iter_data
-from aitre.relay.upstream import Timeouts, UpstreamFailure
+from aitre.relay.upstream import Response, Timeouts, UpstreamFailure
 
 log = logging.getLogger(__name__)
 
@@ -51,21 +50,13 @@ class BlockSource(Protocol):
 
 
 class _UpstreamReader:
-    def __init__(self, resp: aiohttp.ClientResponse, timeouts: Timeouts) -> None:
+    def __init__(self, resp: Response, timeouts: Timeouts) -> None:
         self.resp = resp
         self._idle = timeouts.idle
         self.eof = False
 
     async def _read(self) -> bytes:
-        try:
-            async with asyncio.timeout(self._idle):
-                return await self.resp.content.readany()
-        except TimeoutError as exc:
-            raise UpstreamFailure("timeout", f"upstream stream stalled for {self._idle:g}s") from exc
-        except aiohttp.ClientPayloadError as exc:
-            raise UpstreamFailure("protocol", "upstream stream was cut short") from exc
-        except aiohttp.ClientError as exc:
-            raise UpstreamFailure("protocol", f"upstream stream failed: {exc}") from exc
+        return await self.resp.readany(self._idle)
 
     def close(self, reuse: bool) -> None:
         if reuse:
@@ -77,7 +68,7 @@ class _UpstreamReader:
 class UpstreamEvents(_UpstreamReader):
     """An upstream SSE body as blocks of whole events, tapped for usage."""
 
-    def __init__(self, resp: aiohttp.ClientResponse, tap: StreamTap, timeouts: Timeouts) -> None:
+    def __init__(self, resp: Response, tap: StreamTap, timeouts: Timeouts) -> None:
         super().__init__(resp, timeouts)
         self.tap = tap
         self._splitter = EventSplitter()
@@ -122,7 +113,7 @@ class UpstreamEvents(_UpstreamReader):
 class UpstreamBytes(_UpstreamReader):
     """An upstream binary body (audio), chunk by chunk."""
 
-    def __init__(self, resp: aiohttp.ClientResponse, timeouts: Timeouts) -> None:
+    def __init__(self, resp: Response, timeouts: Timeouts) -> None:
         super().__init__(resp, timeouts)
         self.size = 0
 
