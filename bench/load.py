@@ -112,7 +112,17 @@ class Cell:
     foreign_cpu_pct: float | None = None  # CPU used by processes that are not part of the run
     busy_before_pct: float | None = None  # machine busy % when the cell started (after waiting)
     attempts: int = 1  # > 1: measured again because other jobs disturbed it
+    server_cpu_s: float | None = None  # CPU the server (all its processes) used during the cell
     problems: list[str] = field(default_factory=list)
+
+    @property
+    def cpu_us_per_request(self) -> float | None:
+        """The server's CPU time per request served (wrk's and the probe's): unlike req/s, this
+        hardly moves when other jobs or the hypervisor take the core away for a while."""
+        served = (self.wrk.requests if self.wrk else 0) + (int(self.probe.get("n", 0)) if self.probe else 0)
+        if self.server_cpu_s is None or served == 0:
+            return None
+        return self.server_cpu_s / served * 1e6
 
     @property
     def errors(self) -> int:
@@ -124,6 +134,7 @@ class Cell:
     def to_json(self) -> dict[str, Any]:
         out = asdict(self)
         out["errors"] = self.errors
+        out["cpu_us_per_request"] = self.cpu_us_per_request
         return out
 
 

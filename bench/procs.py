@@ -191,7 +191,8 @@ def _busy_seconds() -> float:
     return float(t.user + t.nice + t.system + getattr(t, "irq", 0.0) + getattr(t, "softirq", 0.0))
 
 
-def _tree_cpu_seconds(pid: int) -> float:
+def tree_cpu_seconds(pid: int) -> float:
+    """CPU seconds (user + system) a process and its children have used so far."""
     try:
         root = psutil.Process(pid)
         procs = [root, *root.children(recursive=True)]
@@ -214,7 +215,7 @@ def _own_cpu_seconds(servers: list[Server]) -> float:
         + me.ru_stime
         + kids.ru_utime
         + kids.ru_stime
-        + sum(_tree_cpu_seconds(s.pid) for s in servers)
+        + sum(tree_cpu_seconds(s.pid) for s in servers)
     )
 
 

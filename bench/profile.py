@@ -7,6 +7,7 @@ A tool for engineers (flame graph or top functions), not part of the benchmark r
 from __future__ import annotations
 
 import argparse
+import os
 import shutil
 import subprocess
 import tempfile
@@ -37,7 +38,7 @@ def main() -> None:
         help="lean: the Starlette bound, for comparison",
     )
     args = parser.parse_args()
-    work = Path(tempfile.mkdtemp(prefix="aitre-profile-"))
+    work = Path(tempfile.mkdtemp(prefix="aitre-profile-", dir=os.environ.get("BENCH_TMP")))
     procs: list[subprocess.Popen[bytes]] = []
     try:
         up_port, gw_port = free_port(), free_port()
@@ -45,19 +46,10 @@ def main() -> None:
         procs.append(
             subprocess.Popen(pinned("1", nginx.command(conf, work / "nginx")), start_new_session=True)
         )
-        env = clean_env(
-            {
-                "AITRE_DATA_DIR": str(work / "data"),
-                "AITRE_PORT": str(gw_port),
-                "AITRE_SIMULATOR_ENABLED": "false",
-                "AITRE_LOG_LEVEL": "warning",
-                **dict(e.split("=", 1) for e in args.env),
-            }
-        )
         if args.target == "lean":
             gw, key = _start_lean(gw_port, up_port, args.gateway_cores), "sk-lean"
         else:
-            gw, key = _start_aitre(work, env, up_port, args.gateway_cores)
+            gw, key = _start_aitre_env(work, gw_port, up_port, args.env, pinned(args.gateway_cores, []))
         procs.append(gw)
         deadline = time.monotonic() + 60
         health = "/health" if args.target == "lean" else "/healthz"
@@ -120,14 +112,29 @@ def main() -> None:
         shutil.rmtree(work, ignore_errors=True)
 
 
-def _start_aitre(
-    work: Path, env: dict[str, str], up_port: int, cores: str
+def _start_aitre_env(
+    work: Path, gw_port: int, up_port: int, extra_env: list[str], wrap: list[str]
 ) -> tuple[subprocess.Popen[bytes], str]:
+    """aitre on `gw_port` with one channel to the upstream, its command prefixed by `wrap`
+    (taskset, valgrind); returns the process and the user key."""
+    env = clean_env(
+        {
+            "AITRE_DATA_DIR": str(work / "data"),
+            "AITRE_PORT": str(gw_port),
+            "AITRE_SIMULATOR_ENABLED": "false",
+            "AITRE_LOG_LEVEL": "warning",
+            **dict(e.split("=", 1) for e in extra_env),
+        }
+    )
     aitre = str(ROOT / ".venv" / "bin" / "aitre")
     channel = ["channel", "add", "bench", "--base-url", f"http://127.0.0.1:{up_port}/v1"]
     channel += ["--models", "gpt-4o-mini", "--key", "sk-x"]
     subprocess.run([aitre, *channel], env=env, check=True, capture_output=True)
-    gw = subprocess.Popen(pinned(cores, [aitre, "serve"]), env=env, start_new_session=True)
+    # `aitre serve` prepares the database, then execs the server; the server module does the
+    # same preparation itself, so a wrapper (valgrind) can run it directly, as `serve` would.
+    env.setdefault("MALLOC_ARENA_MAX", "2")
+    server = [str(ROOT / ".venv" / "bin" / "python"), "-m", "aitre.server"]
+    gw = subprocess.Popen([*wrap, *server] if wrap else [aitre, "serve"], env=env, start_new_session=True)
     keys = work / "data" / "initial-keys.env"
     deadline = time.monotonic() + 60
     while not keys.exists() and time.monotonic() < deadline:
@@ -140,11 +147,13 @@ def _start_aitre(
     return gw, key
 
 
-def _start_lean(port: int, up_port: int, cores: str) -> subprocess.Popen[bytes]:
+def _start_lean(
+    port: int, up_port: int, cores: str, wrap: list[str] | None = None
+) -> subprocess.Popen[bytes]:
     cmd = [str(ROOT / ".venv" / "bin" / "python"), "-m", "uvicorn", "bench.lean_proxy:app", f"--port={port}"]
     cmd += ["--loop=uvloop", "--http=httptools", "--no-access-log", "--log-level=warning"]
     env = clean_env({"BENCH_UPSTREAM": f"http://127.0.0.1:{up_port}"})
-    return subprocess.Popen(pinned(cores, cmd), env=env, cwd=ROOT, start_new_session=True)
+    return subprocess.Popen(pinned(cores, [*(wrap or []), *cmd]), env=env, cwd=ROOT, start_new_session=True)
 
 
 if __name__ == "__main__":

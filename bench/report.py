@@ -102,6 +102,10 @@ def _rps(cell: Cell | None) -> float | None:
     return cell.wrk.rps if cell is not None and cell.wrk is not None else None
 
 
+def _cpu(cell: Cell | None) -> float | None:
+    return cell.cpu_us_per_request if cell is not None else None
+
+
 def _p50(cell: Cell | None) -> float | None:
     return cell.wrk.p50_ms if cell is not None and cell.wrk is not None else None
 
@@ -147,6 +151,14 @@ def ratios(results: list[TargetResult], concurrencies: list[int]) -> dict[str, R
                 ac, pc = _cell(by, "aitre", mode, c), _cell(by, peer, mode, c)
                 a, p = _rps(ac), _rps(pc)
                 add(f"aitre/{peer} rps {mode} c={c}", a / p if a is not None and p else None, "x", ac, pc)
+    # CPU per request: the same comparison, far less disturbed by a noisy machine (informative;
+    # the targets are set on throughput). Above 1: aitre spends less CPU per request.
+    for peer in ("litellm", "lean"):
+        for mode in MODES:
+            for c in concurrencies:
+                ac, pc = _cell(by, "aitre", mode, c), _cell(by, peer, mode, c)
+                a, p = _cpu(ac), _cpu(pc)
+                add(f"{peer}/aitre CPU per request {mode} c={c}", p / a if a and p is not None else None, "x")
     for mode in MODES:
         for c in concurrencies:
             ac, dc = _cell(by, "aitre", mode, c), _cell(by, "direct", mode, c)
@@ -279,6 +291,7 @@ def results_table(results: list[TargetResult]) -> Table:
         ("p99 ms", "right"),
         ("TTFB p50", "right"),
         ("TTFB p99", "right"),
+        ("CPU µs/req", "right"),
         ("errors", "right"),
         ("RSS MB", "right"),
         ("other CPU %", "right"),
@@ -286,7 +299,7 @@ def results_table(results: list[TargetResult]) -> Table:
         t.add_column(col, justify=justify)  # type: ignore[arg-type]
     for res in results:
         if res.status != "ok" and not res.cells:
-            t.add_row(res.name, f"[red]{res.status.upper()}[/red]: {res.reason[:90]}", *[""] * 9)
+            t.add_row(res.name, f"[red]{res.status.upper()}[/red]: {res.reason[:90]}", *[""] * 10)
             t.add_section()
             continue
         for i, cell in enumerate(res.cells):
@@ -302,12 +315,13 @@ def results_table(results: list[TargetResult]) -> Table:
                 _fmt(w.p99_ms) if w else "-",
                 _fmt(_ttfb(cell, "p50")),
                 _fmt(_ttfb(cell, "p99")),
+                _fmt(cell.cpu_us_per_request, 0),
                 f"[red]{errs}[/red]" if errs else "0",
                 rss,
                 _fmt(cell.foreign_cpu_pct, 0),
             )
         if res.status != "ok":
-            t.add_row("", f"[red]{res.status.upper()}[/red]: {res.reason[:90]}", *[""] * 9)
+            t.add_row("", f"[red]{res.status.upper()}[/red]: {res.reason[:90]}", *[""] * 10)
         t.add_section()
     return t
 
@@ -408,7 +422,7 @@ def load_json(path: Path) -> tuple[dict[str, Any], list[TargetResult]]:
     for t in doc["targets"]:
         cells = []
         for c in t["cells"]:
-            fields = {k: v for k, v in c.items() if k != "errors"}
+            fields = {k: v for k, v in c.items() if k not in ("errors", "cpu_us_per_request")}
             wrk = fields.pop("wrk")
             cells.append(Cell(**fields, wrk=WrkResult(**wrk) if wrk else None))
         results.append(

@@ -26,7 +26,15 @@ from rich.console import Console
 
 from bench import nginx, preflight, report
 from bench.load import Cell, finish_probe, run_wrk, start_probe, write_script
-from bench.procs import ForeignCpu, StartError, Supervisor, free_port, wait_healthy, wait_until_quiet
+from bench.procs import (
+    ForeignCpu,
+    StartError,
+    Supervisor,
+    free_port,
+    tree_cpu_seconds,
+    wait_healthy,
+    wait_until_quiet,
+)
 from bench.report import DISTURBED_PCT, TargetResult
 from bench.targets import TARGETS, Context, Endpoint, TargetSpec, Unavailable, verify
 
@@ -151,6 +159,7 @@ def measure_cell(
     if args.warmup:
         run_wrk(ep.url, script, concurrency=c, duration=args.warmup, cores=ctx.load_cores)
     meter = ForeignCpu(list(ctx.sup.servers))
+    cpu0 = tree_cpu_seconds(ep.server.pid)
     probe = (
         start_probe(ep.url, ep.headers, duration=args.duration, rate=args.probe_rate, cores=ctx.load_cores)
         if stream
@@ -164,6 +173,7 @@ def measure_cell(
                 cell.probe = finish_probe(probe, timeout=30)
             except RuntimeError as exc:
                 cell.problems.append(str(exc))
+    cell.server_cpu_s = round(tree_cpu_seconds(ep.server.pid) - cpu0, 3)
     cell.foreign_cpu_pct = round(meter.stop(), 1)
     if not ep.server.alive():
         cell.problems.append(f"server exited during the cell (log: {ep.server.log})")

@@ -24,11 +24,17 @@ if TYPE_CHECKING:
 
 
 def rewrite_body(channel: ChannelInfo, job: RelayJob) -> bytes:
-    """The client's JSON with the upstream's model name; unknown fields pass through untouched."""
+    """The client's JSON with the upstream's model name; unknown fields pass through untouched.
+    When neither the model name nor the stream options change, the client's own bytes go."""
+    model = job.upstream_model(channel)
+    opts = job.body.get("stream_options")
+    asked = isinstance(opts, dict) and opts.get("include_usage") is True
+    inject = job.wants_stream_usage_injected and not asked and channel.config.get("stream_usage", True)
+    if model == job.model and not inject and (raw := job.unchanged_body()) is not None:
+        return raw
     body: dict[str, Any] = dict(job.body)
-    body["model"] = job.upstream_model(channel)
-    if job.wants_stream_usage_injected and channel.config.get("stream_usage", True):
-        opts = body.get("stream_options")
+    body["model"] = model
+    if inject:
         body["stream_options"] = {**(opts if isinstance(opts, dict) else {}), "include_usage": True}
     return orjson.dumps(body)
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 from typing import Any, cast
 
 import orjson
@@ -12,6 +11,7 @@ from starlette.types import Message
 from aitre.accounts.auth import Caller
 from aitre.accounts.keys import parse_bearer
 from aitre.errors import ApiError, bad_request, invalid_api_key
+from aitre.ids import new_request_id
 from aitre.relay.cancel import ClientGone
 from aitre.relay.job import FormField, RelayJob, UploadedFile
 from aitre.state import AppState
@@ -26,7 +26,7 @@ def request_id(request: Request) -> str:
     """Set by `RequestIdMiddleware`; generated here for apps mounted without it."""
     rid = request.scope.get("aitre.request_id")
     if rid is None:
-        rid = "req_" + os.urandom(12).hex()
+        rid = new_request_id()
         request.scope["aitre.request_id"] = rid
     return str(rid)
 
@@ -99,6 +99,7 @@ async def read_json_object(request: Request, limit: int) -> dict[str, Any]:
         ) from None
     if not isinstance(data, dict):
         raise bad_request("The request body must be a JSON object.")
+    request.scope["aitre.json_body"] = (raw, data)  # see `new_job`: the bytes may go upstream as is
     return data
 
 
@@ -114,6 +115,9 @@ def require_model(body: dict[str, Any]) -> str:
 def new_job(
     request: Request, caller: Caller, endpoint: str, path: str, body: dict[str, Any], model: str, **extra: Any
 ) -> RelayJob:
+    read = request.scope.get("aitre.json_body")
+    if read is not None and read[1] is body:
+        extra["raw_body"] = read
     return RelayJob(
         request_id=request_id(request),
         caller=caller,

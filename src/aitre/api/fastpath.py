@@ -14,7 +14,6 @@ that the relay does not use. Dispatching here roughly halved the gateway's own t
 from __future__ import annotations
 
 import logging
-import os
 from collections.abc import Awaitable, Callable
 from contextlib import AbstractAsyncContextManager
 from typing import Any
@@ -24,6 +23,7 @@ from starlette.routing import Match, Mount
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from aitre.errors import ApiError
+from aitre.ids import new_request_id
 
 log = logging.getLogger("aitre")
 
@@ -88,7 +88,7 @@ class Gateway:
         return self._fallback
 
     async def _serve(self, handler: Handler, scope: Scope, receive: Receive, send: Send) -> None:
-        rid = "req_" + os.urandom(12).hex()
+        rid = new_request_id()
         scope["aitre.request_id"] = rid
         request = Request(scope, receive)
         try:

@@ -250,9 +250,11 @@ class LocalBank:
         self._books.ledger(credit_op(user_id, amount, kind, hold_id, note), now=True)
 
     def _record(self, hold: Hold, kind: str, amount: int, used: int = 0, note: str = "") -> None:
-        # A reservation may wait for the end of the loop turn (nothing was delivered yet); the
-        # end of a request is written at once, before its answer leaves.
-        self._books.ledger(hold_op(hold, kind, amount, used, note), now=kind != "reserve")
+        # A reservation goes to disk with the next write (nothing was delivered yet, and the
+        # balance it took lives only in this process); the end of a request is written at
+        # once, before its answer leaves.
+        reserve = kind == "reserve"
+        self._books.ledger(hold_op(hold, kind, amount, used, note), now=not reserve, lazy=reserve)
 
     async def flush(self) -> None:
         await self._books.flush()

@@ -49,6 +49,10 @@ class Journal:
         self._buffer.append(orjson.dumps(op) + b"\n")
         self.flush()
 
+    def add(self, op: dict[str, Any]) -> None:
+        """Buffer only: the caller calls `flush()` before it moves on."""
+        self._buffer.append(orjson.dumps(op) + b"\n")
+
     def append_soon(self, op: dict[str, Any]) -> None:
         """Write at the end of this event-loop turn, together with the turn's other appends:
         one write(2) for many operations (e.g. reservations: nothing has been answered yet)."""

@@ -13,47 +13,50 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from aitre.store.bulk import insert_rows
 from aitre.store.models import LedgerEntry
 
-
-def coalesce(ops: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """One `charge` row for a request whose reservation and settlement are in the same batch
-    (the usual case): half the rows, the same sums. Refunds stay explicit."""
-    out: list[dict[str, Any]] = []
-    reserved: dict[str, int] = {}
-    for op in ops:
-        kind, hold = op["op"], op["hold_id"]
-        if kind == "reserve":
-            reserved[hold] = len(out)
-            out.append(op)
-        elif kind == "settle" and hold in reserved:
-            i = reserved.pop(hold)
-            out[i] = {
-                **op,
-                "op": "charge",
-                "amount": out[i]["amount"] + op["amount"],
-                "token_amount": out[i]["token_amount"] + op["token_amount"],
-            }
-        else:
-            out.append(op)
-    return out
-
-
 _LEDGER_COLUMNS = ("created_at", "user_id", "token_id", "hold_id", "kind", "amount", "token_amount", "note")
 
 
-async def write_ops(session: AsyncSession, ops: list[dict[str, Any]]) -> None:
-    rows = [
-        (
-            op["ts"],
-            op["user_id"],
-            op.get("token_id"),
-            op["hold_id"],
-            op["op"],
-            op["amount"],
-            op["token_amount"],
-            op["note"],
+def ledger_rows(ops: list[dict[str, Any]]) -> list[tuple[Any, ...]]:
+    """The rows for a batch of operations, in order. A request whose reservation and settlement
+    are in the same batch (the usual case) gets one `charge` row: half the rows, the same sums.
+    Refunds stay explicit."""
+    rows: list[tuple[Any, ...]] = []
+    reserved: dict[str, int] = {}
+    for op in ops:
+        kind, hold = op["op"], op["hold_id"]
+        if kind == "settle" and hold in reserved:
+            i = reserved.pop(hold)
+            r = rows[i]
+            rows[i] = (
+                op["ts"],
+                r[1],
+                r[2],
+                hold,
+                "charge",
+                r[5] + op["amount"],
+                r[6] + op["token_amount"],
+                op["note"],
+            )
+            continue
+        if kind == "reserve":
+            reserved[hold] = len(rows)
+        rows.append(
+            (
+                op["ts"],
+                op["user_id"],
+                op.get("token_id"),
+                hold,
+                kind,
+                op["amount"],
+                op["token_amount"],
+                op["note"],
+            )
         )
-        for op in coalesce(ops)
-    ]
+    return rows
+
+
+async def write_ops(session: AsyncSession, ops: list[dict[str, Any]]) -> None:
+    rows = ledger_rows(ops)
     await insert_rows(await session.connection(), "ledger", _LEDGER_COLUMNS, rows)
     users: dict[int, list[int]] = defaultdict(lambda: [0, 0, 0])
     tokens: dict[int, list[int]] = defaultdict(lambda: [0, 0])

@@ -13,6 +13,8 @@ class UsageRecorder:
     def __init__(self, books: Books) -> None:
         self._books = books
 
-    def record(self, **row: Any) -> None:
-        row.setdefault("created_at", now_ms())
+    def record(self, row: dict[str, Any]) -> None:
+        """Log one request (the dict becomes the books'; `created_at` defaults to now)."""
+        if "created_at" not in row:
+            row["created_at"] = now_ms()
         self._books.usage(row)

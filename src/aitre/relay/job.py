@@ -46,7 +46,7 @@ class RelayJob:
     endpoint: str  # e.g. "chat.completions": the usage-log name
     path: str  # upstream path under the API base, e.g. "/chat/completions"
     model: str
-    body: dict[str, Any]
+    body: dict[str, Any]  # never changed in place: a changed body is a new dict (see `raw_body`)
     stream: bool = False
     client_ip: str = ""
     form: list[FormField] | None = None  # multipart requests: fields and files, in order
@@ -59,6 +59,12 @@ class RelayJob:
     receive: Receive | None = None  # the client connection's ASGI receive, to notice it leaving
     started: float = field(default_factory=time.perf_counter)
     attempts: list[Attempt] = field(default_factory=list)
+    raw_body: tuple[bytes, dict[str, Any]] | None = None  # the client's bytes, and `body` as parsed from them
+
+    def unchanged_body(self) -> bytes | None:
+        """The client's bytes, while `body` is still the dict they were parsed into."""
+        raw = self.raw_body
+        return raw[0] if raw is not None and raw[1] is self.body else None
 
     @property
     def client_wants_usage(self) -> bool:

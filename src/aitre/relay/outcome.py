@@ -48,6 +48,23 @@ def finish(
         else:
             state.health.failure(channel.id, job.elapsed_ms(), error)
     usage = usage or job.known_units
+    books = state.books
+    books.defer()
+    try:
+        _close_books(state, job, channel, status, error, usage, ttfb_ms)
+    finally:
+        books.write_deferred()  # before the answer leaves: what it cost is on disk
+
+
+def _close_books(
+    state: AppState,
+    job: RelayJob,
+    channel: ChannelInfo | None,
+    status: int,
+    error: str,
+    usage: Usage,
+    ttfb_ms: float,
+) -> None:
     charged = state.accountant.close(job, status, usage)
     row: dict[str, Any] = {
         "request_id": job.request_id,
@@ -77,7 +94,7 @@ def finish(
             for a in job.attempts
         ],
     }
-    state.recorder.record(**row)
+    state.recorder.record(row)
 
 
 _INLINE_COUNT_CHARS = 64 * 1024

@@ -6,9 +6,9 @@ streamed body passes through without being re-wrapped chunk by chunk.
 
 from __future__ import annotations
 
-import os
-
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from aitre.ids import new_request_id
 
 
 class RequestIdMiddleware:
@@ -19,7 +19,7 @@ class RequestIdMiddleware:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        rid = "req_" + os.urandom(12).hex()
+        rid = new_request_id()
         scope["aitre.request_id"] = rid
         header = (b"x-request-id", rid.encode())
 
