@@ -1,8 +1,9 @@
-"""The lean Python bound: the least a Python gateway on the same stack as aitre must do.
+"""The lean Python bound: the least a Python gateway does on the usual stack.
 
 Starlette on uvicorn (uvloop + httptools), one pooled aiohttp client, no auth, no JSON parsing,
-no accounting: forward the body, stream the answer back. aitre does strictly more per request,
-so "aitre / lean" says how much of the Python budget aitre's own work takes.
+no accounting: forward the body, stream the answer back. aitre does strictly more per request
+(keys, routing, billing, usage logs), on its own upstream client and a corked transport, so
+"aitre / lean" says whether all that fits in what a bare pass-through costs.
 
 Run: BENCH_UPSTREAM=http://127.0.0.1:PORT uvicorn bench.lean_proxy:app --loop uvloop \
      --http httptools --workers 1 --no-access-log

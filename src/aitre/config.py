@@ -44,6 +44,12 @@ class Settings(BaseSettings):
     )
     log_level: str = Field("info", description="Log level: debug, info, warning, error.")
     access_log: bool = Field(False, description="Write one access-log line per request (uvicorn).")
+    keepalive_seconds: float = Field(
+        75.0,
+        description="How long an idle client connection is kept open. Longer than clients keep theirs "
+        "(httpx and the openai SDK: 5 s), so that a client never sends on a connection the gateway "
+        "is closing.",
+    )
     shutdown_grace_seconds: float = Field(
         30.0, description="On SIGTERM, how long in-flight requests and streams may take to finish."
     )

@@ -13,6 +13,7 @@ import signal
 import uvicorn
 
 from aitre.config import Settings
+from aitre.server_protocol import GatewayHttpProtocol
 
 
 def _exit_cleanly_on_signals() -> None:
@@ -61,11 +62,12 @@ def main() -> None:
         port=s.port,
         workers=s.workers if s.workers > 1 else None,
         loop="uvloop",
-        http="httptools",
+        http=GatewayHttpProtocol,
         log_level=s.log_level,
         access_log=s.access_log,
         server_header=False,
         timeout_graceful_shutdown=int(s.shutdown_grace_seconds),
+        timeout_keep_alive=int(s.keepalive_seconds),
         lifespan="on",
     )
 
