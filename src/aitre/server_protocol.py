@@ -34,7 +34,7 @@ class CorkedTransport:
     def write(self, data: bytes | bytearray | memoryview) -> None:
         if not data:
             return
-        self._buffer.append(bytes(data) if not isinstance(data, bytes) else data)
+        self._buffer.append(data)  # type: ignore[arg-type]  # any bytes-like: writelines takes it
         self._buffered += len(data)
         if self._buffered >= _FLUSH_AT:
             self.flush()

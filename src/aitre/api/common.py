@@ -39,10 +39,12 @@ def client_ip(request: Request) -> str:
 def header(request: Request, name: bytes) -> str | None:
     """One request header, read straight from the ASGI scope (`name` in lower case): the relay
     reads two or three, not worth building Starlette's `Headers` for."""
-    for key, value in request.scope["headers"]:
-        if key == name:
-            return str(value.decode("latin-1"))
-    return None
+    scope = request.scope
+    found: dict[bytes, bytes] | None = scope.get("aitre.headers")
+    if found is None:
+        found = scope["aitre.headers"] = dict(scope["headers"])
+    value = found.get(name)
+    return None if value is None else value.decode("latin-1")
 
 
 async def authenticate(request: Request, state: AppState) -> Caller:

@@ -105,7 +105,9 @@ class Accountant:
         price = self.prices.price(job.model)
         if price is None:
             raise not_priced(job.model)
-        size, quality = _image_options(job)
+        size, quality = (
+            _image_options(job) if job.endpoint.startswith("images.") or image_chat else (None, None)
+        )
         await self.tokenizer.ready(job.model)
         usage = self.estimate(job, image_chat)
         tokens = usage.prompt_tokens + usage.completion_tokens

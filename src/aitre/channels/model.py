@@ -22,6 +22,17 @@ class ChannelInfo:
     weight: int = 1
     enabled: bool = True
     config: dict[str, Any] = field(default_factory=dict)
+    # Derived once: the relay asks for these on every request.
+    max_concurrency: int = field(init=False, default=0)
+    _api_base: str = field(init=False, default="", repr=False)
+    cache: dict[str, Any] = field(init=False, default_factory=dict, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        self.max_concurrency = int(self.config.get("max_concurrency", 0) or 0)
+        base = self.base_url.rstrip("/")
+        if self.type == "simulator" or urlsplit(base).path in ("", "/"):
+            base += "/v1"
+        self._api_base = base
 
     def serves(self, model: str) -> bool:
         return model in self.models or "*" in self.models
@@ -34,16 +45,9 @@ class ChannelInfo:
         groups = self.config.get("groups")
         return not groups or group in groups
 
-    @property
-    def max_concurrency(self) -> int:
-        return int(self.config.get("max_concurrency", 0) or 0)
-
     def api_base(self) -> str:
         """The OpenAI-style base (`.../v1`): a bare host gets `/v1` appended."""
-        base = self.base_url.rstrip("/")
-        if self.type == "simulator" or urlsplit(base).path in ("", "/"):
-            base += "/v1"
-        return base
+        return self._api_base
 
     def root_url(self) -> str:
         """The upstream's root, for protocols whose paths carry their own `/v1` (BFL)."""

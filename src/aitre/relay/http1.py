@@ -251,10 +251,13 @@ class Response:
             self._interim = True
             self._raw_headers = []
             return
-        headers: dict[str, str] = {}
-        for raw_name, raw_value in self._raw_headers:
-            name, value = raw_name.decode("latin-1").lower(), raw_value.decode("latin-1")
-            headers[name] = f"{headers[name]}, {value}" if name in headers else value
+        raw = self._raw_headers
+        headers = {n.decode("latin-1").lower(): v.decode("latin-1") for n, v in raw}
+        if len(headers) < len(raw):  # a repeated header: all its values, comma-joined
+            headers = {}
+            for raw_name, raw_value in raw:
+                name, value = raw_name.decode("latin-1").lower(), raw_value.decode("latin-1")
+                headers[name] = f"{headers[name]}, {value}" if name in headers else value
         self.status = status
         self.headers = headers
         self._raw_headers = []
@@ -443,10 +446,12 @@ class Pool:
 
     @staticmethod
     def _head(method: str, target: _Target, headers: dict[str, str], body: bytes | None) -> bytes:
-        lines = [method, target.head]
-        for name, value in headers.items():
-            _check_header(name, value)
-            lines.append(f"{name}: {value}\r\n")
+        block = "".join([f"{name}: {value}\r\n" for name, value in headers.items()])
+        # Exactly one line break per header, or a name or value carried one in: refuse.
+        if block.count("\n") != len(headers) or block.count("\r") != len(headers):
+            for name, value in headers.items():
+                _check_header(name, value)
+        lines = [method, target.head, block]
         if body is not None:
             lines.append(f"Content-Length: {len(body)}\r\n")
         lines.append("\r\n")

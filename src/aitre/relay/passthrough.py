@@ -38,13 +38,17 @@ _SSE_HEADERS = [
 
 
 def channel_timeouts(state: AppState, channel: ChannelInfo) -> Timeouts:
-    t = state.upstream.default_timeouts()
-    cfg = channel.config
-    return Timeouts(
-        connect=float(cfg.get("connect_timeout", t.connect)),
-        first_byte=float(cfg.get("first_byte_timeout", t.first_byte)),
-        idle=float(cfg.get("idle_timeout", t.idle)),
-    )
+    """The channel's own timeouts (`config`), else the gateway's; worked out once per channel."""
+    found: Timeouts | None = channel.cache.get("timeouts")
+    if found is None:
+        t = state.upstream.default_timeouts()
+        cfg = channel.config
+        found = channel.cache["timeouts"] = Timeouts(
+            connect=float(cfg.get("connect_timeout", t.connect)),
+            first_byte=float(cfg.get("first_byte_timeout", t.first_byte)),
+            idle=float(cfg.get("idle_timeout", t.idle)),
+        )
+    return found
 
 
 def _ms(t0: float) -> float:

@@ -62,10 +62,19 @@ def _refused(state: AppState, job: RelayJob, error: ApiError) -> ApiError:
     return error
 
 
-def ensure_routable(state: AppState, job: RelayJob) -> ChannelInfo:
+Filters = tuple[Callable[["ChannelInfo"], bool], Callable[["ChannelInfo"], bool]]
+
+
+def filters(state: AppState, job: RelayJob) -> Filters:
+    """(usable, healthy) for `router.pick`, made once per request."""
+    return _usable(state, job), _healthy(state)
+
+
+def ensure_routable(state: AppState, job: RelayJob, route: Filters | None = None) -> ChannelInfo:
     """The first channel to try; fails now (404 / 503) if none could take the job, before
     anything is reserved or a stream has started. A refusal is logged and costs nothing."""
-    channel = state.catalog.router.pick(job.model, None, _usable(state, job), _healthy(state))
+    usable, healthy = route or filters(state, job)
+    channel = state.catalog.router.pick(job.model, None, usable, healthy)
     if channel is None:
         raise _refused(state, job, _nowhere(state, job))
     return channel
@@ -107,13 +116,14 @@ async def with_failover(
     job: RelayJob,
     attempt: Callable[[ChannelInfo], Awaitable[T]],
     first: ChannelInfo | None = None,
+    route: Filters | None = None,
 ) -> T:
     """Run `attempt` on channels in routing order until one succeeds or `Retryable` runs out."""
     router = state.catalog.router
     tried: set[int] = set()
     errors: list[ApiError] = []
     max_attempts = 1 + max(state.settings.retries, 0)
-    usable, healthy = _usable(state, job), _healthy(state)
+    usable, healthy = route or filters(state, job)
     while len(tried) < max_attempts:
         if tried:  # a short, growing pause, so a burst of failures does not hammer the next channel
             await asyncio.sleep(min(state.settings.retry_backoff_seconds * 2 ** (len(tried) - 1), 1.0))
@@ -156,7 +166,8 @@ async def admit(state: AppState, job: RelayJob, image_chat: bool = False) -> Non
 
 
 async def relay(state: AppState, job: RelayJob) -> ASGIApp:
-    first = ensure_routable(state, job)
+    route = filters(state, job)
+    first = ensure_routable(state, job, route)
     await admit(state, job)
-    work = with_failover(state, job, lambda ch: state.adapter_for(ch).execute(state, job, ch), first)
+    work = with_failover(state, job, lambda ch: state.adapter_for(ch).execute(state, job, ch), first, route)
     return await unless_disconnected(job.receive, work)
