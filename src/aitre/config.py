@@ -147,8 +147,9 @@ class Settings(BaseSettings):
         1024, description="Output tokens reserved for a chat request that sets no max_tokens."
     )
     flush_seconds: float = Field(
-        0.25,
-        description="How often ledger entries and usage-log rows (journaled at once) are written to the DB.",
+        1.0,
+        description="How often ledger entries and usage-log rows (journaled at once) are written to the DB "
+        "(the API's balance, ledger and log queries write them first).",
     )
     ledger_fsync: bool = Field(
         False,

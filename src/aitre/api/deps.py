@@ -94,10 +94,10 @@ class Db:
         self.state = state
 
     @asynccontextmanager
-    async def read(self, *, balances: bool = False) -> AsyncIterator[AsyncSession]:
-        """A session for queries; `balances`: write this process's pending ledger entries first,
-        so balances and ledgers read are current."""
-        if balances:
+    async def read(self, *, current: bool = False) -> AsyncIterator[AsyncSession]:
+        """A session for queries; `current`: write this process's pending books (ledger entries,
+        usage rows) first, so balances, ledgers and logs read are up to the moment."""
+        if current:
             await self.state.accountant.bank.flush()
         with domain_errors():
             async with self.state.sessions() as session:

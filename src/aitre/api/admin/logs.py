@@ -18,7 +18,7 @@ router = APIRouter(tags=["admin: usage"])
 
 @router.get("/logs", summary="Usage logs, newest first")
 async def list_logs(db: DbDep, filt: LogFilterDep, page: PageDep) -> Page[LogOut]:
-    async with db.read() as s:
+    async with db.read(current=True) as s:
         rows, total = await usage_query.page_logs(s, filt, page.page, page.per_page)
     return page.of([LogOut.row(log, name) for log, name in rows], total)
 
@@ -36,6 +36,7 @@ async def _csv(state: AppState, filt: LogFilter) -> AsyncIterator[str]:
     responses={200: {"content": {"text/csv": {}}, "description": "A header row, then one row per request."}},
 )
 async def export_logs(state: StateDep, filt: LogFilterDep) -> StreamingResponse:
+    await state.accountant.bank.flush()  # this process's pending rows belong in the export
     return StreamingResponse(
         _csv(state, filt),
         media_type="text/csv; charset=utf-8",

@@ -29,5 +29,5 @@ async def summary(session: AsyncSession, filt: LogFilter) -> SummaryOut:
 
 @router.get("/usage/summary", summary="Usage by UTC day and by model (the log filters apply)")
 async def usage_summary(db: DbDep, filt: LogFilterDep) -> SummaryOut:
-    async with db.read() as s:
+    async with db.read(current=True) as s:
         return await summary(s, filt)

@@ -103,7 +103,7 @@ async def list_users(
     group: Annotated[str | None, Query()] = None,
     role: Annotated[Role | None, Query()] = None,
 ) -> Page[UserOut]:
-    async with db.read(balances=True) as s:
+    async with db.read(current=True) as s:
         rows, total = await repo.list_users(
             s, name=name, group=group, role=role, offset=page.offset, limit=page.per_page
         )
@@ -112,7 +112,7 @@ async def list_users(
 
 @router.get("/{user_id}", summary="Get a user")
 async def get_user(db: DbDep, user_id: int) -> UserOut:
-    async with db.read(balances=True) as s:
+    async with db.read(current=True) as s:
         return UserOut.of(await repo.get_user(s, user_id))
 
 
@@ -161,7 +161,7 @@ async def adjust(db: DbDep, user_id: int, body: BalanceChangeIn) -> BalanceChang
 
 @router.get("/{user_id}/ledger", summary="A user's ledger, newest first")
 async def ledger(db: DbDep, page: PageDep, user_id: int) -> Page[LedgerOut]:
-    async with db.read(balances=True) as s:
+    async with db.read(current=True) as s:
         await repo.get_user(s, user_id)
         rows, total = await repo.ledger_page(s, user_id, page.offset, page.per_page)
     return page.of([LedgerOut.from_row(e) for e in rows], total)

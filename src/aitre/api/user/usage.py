@@ -14,12 +14,12 @@ router = APIRouter(tags=["user: usage"])
 
 @router.get("/logs", summary="My requests, newest first")
 async def list_logs(db: DbDep, caller: CallerDep, filt: UserLogFilterDep, page: PageDep) -> Page[UserLogOut]:
-    async with db.read() as s:
+    async with db.read(current=True) as s:
         rows, total = await usage_query.page_logs(s, filt.for_user(caller.user_id), page.page, page.per_page)
     return page.of([UserLogOut.of(log) for log, _ in rows], total)
 
 
 @router.get("/usage/summary", summary="My usage by UTC day and by model")
 async def usage_summary(db: DbDep, caller: CallerDep, filt: UserLogFilterDep) -> SummaryOut:
-    async with db.read() as s:
+    async with db.read(current=True) as s:
         return await summary(s, filt.for_user(caller.user_id))
