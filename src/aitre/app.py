@@ -31,6 +31,7 @@ from aitre.media.fetch import MediaFetcher
 from aitre.media.store import MediaStore
 from aitre.relay.upstream import Upstream
 from aitre.secrets import SecretBox, load_or_create_key
+from aitre.security.forwarded import ForwardedFor
 from aitre.security.ssrf import AddressPolicy
 from aitre.state import AppState
 from aitre.store.db import make_engine, make_sessionmaker
@@ -186,6 +187,7 @@ async def _start_state(settings: Settings) -> AppState:
         ),
         health=health,
         channel_ops=ChannelOps(sessions, health),
+        forwarded=ForwardedFor(settings.forwarded_allow_ips),
     )
     state.channel_ops.start(state)
     return state

@@ -44,6 +44,11 @@ class Settings(BaseSettings):
     )
     log_level: str = Field("info", description="Log level: debug, info, warning, error.")
     access_log: bool = Field(False, description="Write one access-log line per request (uvicorn).")
+    forwarded_allow_ips: Annotated[list[str], NoDecode] = Field(
+        default_factory=lambda: ["127.0.0.1", "::1"],
+        description="Proxies (addresses or CIDRs, comma-separated; `*` for any) whose X-Forwarded-For "
+        "names the client: the address used for key IP limits and usage logs.",
+    )
     keepalive_seconds: float = Field(
         75.0,
         description="How long an idle client connection is kept open. Longer than clients keep theirs "
@@ -156,7 +161,7 @@ class Settings(BaseSettings):
         description="fsync the journal on every flush (survives power loss, not only a killed process).",
     )
 
-    @field_validator("image_chat_models", "fetch_allowed_cidrs", mode="before")
+    @field_validator("image_chat_models", "fetch_allowed_cidrs", "forwarded_allow_ips", mode="before")
     @classmethod
     def _split_csv(cls, value: Any) -> Any:
         if isinstance(value, str):

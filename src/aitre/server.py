@@ -66,6 +66,7 @@ def main() -> None:
         log_level=s.log_level,
         access_log=s.access_log,
         server_header=False,
+        proxy_headers=False,  # the gateway reads X-Forwarded-For itself, when needed (security/forwarded.py)
         timeout_graceful_shutdown=int(s.shutdown_grace_seconds),
         timeout_keep_alive=int(s.keepalive_seconds),
         lifespan="on",

@@ -22,6 +22,7 @@ from aitre.media.fetch import MediaFetcher
 from aitre.media.store import MediaStore
 from aitre.relay.upstream import Upstream
 from aitre.secrets import SecretBox
+from aitre.security.forwarded import ForwardedFor
 from aitre.tokenizer import Tokenizer
 
 
@@ -42,6 +43,7 @@ class AppState:
     accountant: Accountant
     health: ChannelHealth
     channel_ops: ChannelOps
+    forwarded: ForwardedFor
 
     def adapter_for(self, channel: ChannelInfo) -> Adapter:
         return self.adapters[channel.type]

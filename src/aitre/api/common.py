@@ -32,8 +32,11 @@ def request_id(request: Request) -> str:
 
 
 def client_ip(request: Request) -> str:
+    """The client's address (behind a trusted proxy, the one it forwarded for)."""
     client = request.scope.get("client")
-    return str(client[0]) if client else ""
+    peer = str(client[0]) if client else ""
+    forwarded = header(request, b"x-forwarded-for")
+    return peer if forwarded is None else app_state(request).forwarded.client(peer, forwarded)
 
 
 def header(request: Request, name: bytes) -> str | None:
