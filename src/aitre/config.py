@@ -45,7 +45,7 @@ class Settings(BaseSettings):
     log_level: str = Field("info", description="Log level: debug, info, warning, error.")
     access_log: bool = Field(False, description="Write one access-log line per request (uvicorn).")
     forwarded_allow_ips: Annotated[list[str], NoDecode] = Field(
-        default_factory=lambda: ["127.0.0.1", "::1"],
+        ["127.0.0.1", "::1"],
         description="Proxies (addresses or CIDRs, comma-separated; `*` for any) whose X-Forwarded-For "
         "names the client: the address used for key IP limits and usage logs.",
     )
