@@ -24,6 +24,9 @@ class Usage:
 
     def merged(self, other: Usage) -> Usage:
         """Token counts from `other` (the upstream's report), other units from whichever has them."""
+        measured = self.prompt_tokens or self.completion_tokens or self.cached_tokens or self.images
+        if not (measured or self.seconds or self.characters):
+            return other  # nothing measured before the call (most requests): the report as is
         return Usage(
             prompt_tokens=other.prompt_tokens or self.prompt_tokens,
             completion_tokens=other.completion_tokens or self.completion_tokens,
