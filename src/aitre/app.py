@@ -205,7 +205,9 @@ def _choose_bank(
         from aitre.billing.redis_bank import RedisBalances, RedisBank
         from aitre.billing.redis_limits import RedisRateLimiter
 
-        balances = RedisBalances(settings.redis_url, settings.resolved_database_url())
+        balances = RedisBalances(
+            settings.redis_url, settings.resolved_database_url(), settings.redis_max_connections
+        )
         return RedisBank(sessions, books, balances), RedisRateLimiter(balances.redis, balances.ns)
     if settings.is_sqlite:
         log.warning(

@@ -37,6 +37,11 @@ class Settings(BaseSettings):
         "", description="SQLAlchemy async URL. Default: SQLite (WAL) at `<data_dir>/aitre.db`."
     )
     redis_url: str = Field("", description="Redis URL for multi-instance mode. Empty: in-process state.")
+    redis_max_connections: int = Field(
+        64,
+        description="Connections each process keeps to Redis at most; beyond that, callers wait for one "
+        "(up to 20 s) rather than fail.",
+    )
     secret_key: str = Field(
         "",
         description="Fernet key that encrypts upstream secrets at rest. Default: generated once into "

@@ -95,6 +95,17 @@ def credit_op(user_id: int, amount: int, kind: str, hold_id: str, note: str) -> 
     }
 
 
+def billing_unavailable() -> ApiError:
+    """The store that holds live balances or rate windows (Redis) did not answer."""
+    return ApiError(
+        503,
+        "The gateway's balance store is not answering; retry shortly.",
+        type="server_error",
+        code="billing_unavailable",
+        headers={"retry-after": "1"},
+    )
+
+
 def insufficient(message: str) -> ApiError:
     return ApiError(402, message, type="insufficient_quota", code="insufficient_quota")
 

@@ -15,11 +15,12 @@ import hashlib
 import logging
 from typing import Any
 
-from redis.asyncio import Redis
+from redis.asyncio import BlockingConnectionPool, Redis
+from redis.exceptions import RedisError
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from aitre.billing.bank import Hold, credit_op, hold_op, insufficient
+from aitre.billing.bank import Hold, billing_unavailable, credit_op, hold_op, insufficient
 from aitre.billing.books import Books
 from aitre.store.models import Token, User
 
@@ -60,8 +61,11 @@ def namespace(database_url: str) -> str:
 class RedisBalances:
     """The Redis side of the balances, usable without a running gateway (CLI, recovery)."""
 
-    def __init__(self, url: str, database_url: str) -> None:
-        self.redis: Redis = Redis.from_url(url)
+    def __init__(self, url: str, database_url: str, max_connections: int = 64) -> None:
+        # A bounded pool that makes callers wait: redis-py's default pool raises "Too many
+        # connections" past 100, which under load failed reservations and lost give-backs.
+        pool = BlockingConnectionPool.from_url(url, max_connections=max(1, max_connections), timeout=20)
+        self.redis: Redis = Redis.from_pool(pool)
         self.ns = namespace(database_url)
 
     def user_key(self, user_id: int) -> str:
@@ -98,7 +102,8 @@ class RedisBank:
         self.balances = balances
         self._script = balances.redis.register_script(_RESERVE)
         self._open: dict[str, Hold] = {}
-        self._tasks: set[asyncio.Task[None]] = set()
+        self._owed: dict[str, int] = {}  # Redis balance key -> units reservations did not use
+        self._giving: asyncio.Task[None] | None = None
 
     async def _load_user(self, user_id: int) -> None:
         async with self._sessions() as session:
@@ -119,7 +124,11 @@ class RedisBank:
             self.balances.token_key(hold.token_id) if hold.token_id else "",
         ]
         for _ in range(4):
-            result = await self._script(keys=keys, args=[hold.amount])
+            try:
+                result = await self._script(keys=keys, args=[hold.amount])
+            except RedisError as exc:
+                log.warning("reserving in Redis failed: %s", exc)
+                raise billing_unavailable() from None
             code = int(result[0])
             if code == 1:
                 hold.token_limited = bool(int(result[1]))
@@ -143,22 +152,33 @@ class RedisBank:
         raise RuntimeError("could not load balances into Redis")
 
     def _give_back(self, hold: Hold, amount: int) -> None:
+        """Return the unused part of a reservation to Redis: owed at once, sent with the others
+        of this loop turn in one round trip, and sent again until Redis has taken it."""
         if amount <= 0:
             return
+        owed = self._owed
+        key = self.balances.user_key(hold.user_id)
+        owed[key] = owed.get(key, 0) + amount
+        if hold.token_limited and hold.token_id is not None:
+            key = self.balances.token_key(hold.token_id)
+            owed[key] = owed.get(key, 0) + amount
+        if self._giving is None or self._giving.done():
+            self._giving = asyncio.get_running_loop().create_task(self._give())
 
-        async def give() -> None:
+    async def _give(self) -> None:
+        await asyncio.sleep(0)  # let this loop turn's other settlements join the batch
+        while self._owed:
+            batch, self._owed = self._owed, {}
             try:
-                async with self.balances.redis.pipeline(transaction=False) as pipe:
-                    pipe.incrby(self.balances.user_key(hold.user_id), amount)
-                    if hold.token_limited and hold.token_id is not None:
-                        pipe.incrby(self.balances.token_key(hold.token_id), amount)
+                async with self.balances.redis.pipeline(transaction=True) as pipe:
+                    for key, amount in batch.items():
+                        pipe.incrby(key, amount)
                     await pipe.execute()
             except Exception:
-                log.exception("returning %d units to Redis for %s failed", amount, hold.hold_id)
-
-        task = asyncio.get_running_loop().create_task(give())
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
+                for key, amount in batch.items():
+                    self._owed[key] = self._owed.get(key, 0) + amount
+                log.exception("returning %d units to Redis failed; trying again", sum(batch.values()))
+                await asyncio.sleep(1.0)
 
     def settle(self, hold: Hold, actual: int) -> int:
         if self._open.pop(hold.hold_id, None) is None:
@@ -206,5 +226,12 @@ class RedisBank:
         return len(self._open)
 
     async def close(self) -> None:
-        await asyncio.gather(*self._tasks, return_exceptions=True)
+        if self._owed and (self._giving is None or self._giving.done()):
+            self._giving = asyncio.get_running_loop().create_task(self._give())
+        if self._giving is not None:
+            try:
+                await asyncio.wait_for(asyncio.shield(self._giving), 10)
+            except TimeoutError:
+                log.error("Redis did not take back %d units before shutdown", sum(self._owed.values()))
+                self._giving.cancel()
         await self.balances.close()

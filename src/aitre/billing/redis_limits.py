@@ -11,6 +11,9 @@ import asyncio
 import logging
 
 from redis.asyncio import Redis
+from redis.exceptions import RedisError
+
+from aitre.billing.bank import billing_unavailable
 
 log = logging.getLogger(__name__)
 
@@ -65,7 +68,11 @@ class RedisRateLimiter:
     async def admit(self, key: int, rpm: int, tpm: int, tokens: int, request_id: str) -> float | None:
         if rpm <= 0 and tpm <= 0:
             return None
-        wait_ms = int(await self._admit(keys=self._keys(key), args=[rpm, tpm, tokens, request_id]))
+        try:
+            wait_ms = int(await self._admit(keys=self._keys(key), args=[rpm, tpm, tokens, request_id]))
+        except RedisError as exc:
+            log.warning("checking a rate window in Redis failed: %s", exc)
+            raise billing_unavailable() from None
         return None if wait_ms < 0 else max(1.0, float(-(-wait_ms // 1000)))
 
     def correct(self, key: int, estimated: int, actual: int, request_id: str) -> None:
