@@ -206,8 +206,14 @@ def tree_cpu_seconds(pid: int) -> float:
     return total
 
 
-def _own_cpu_seconds(servers: list[Server]) -> float:
-    # This process, the children it has reaped (wrk, the probe) and the live servers.
+def pids_named(name: str) -> list[int]:
+    """Processes of a service the run relies on (Redis for several workers)."""
+    return [p.pid for p in psutil.process_iter(["name"]) if p.info["name"] == name]
+
+
+def _own_cpu_seconds(servers: list[Server], helpers: list[int]) -> float:
+    # This process, the children it has reaped (wrk, the probe), the live servers and the
+    # services they use (a Redis that several workers share is part of that target's work).
     me = resource.getrusage(resource.RUSAGE_SELF)
     kids = resource.getrusage(resource.RUSAGE_CHILDREN)
     return (
@@ -216,6 +222,7 @@ def _own_cpu_seconds(servers: list[Server]) -> float:
         + kids.ru_utime
         + kids.ru_stime
         + sum(tree_cpu_seconds(s.pid) for s in servers)
+        + sum(tree_cpu_seconds(pid) for pid in helpers)
     )
 
 
@@ -224,16 +231,17 @@ class ForeignCpu:
     all cores. Other jobs on a shared machine (a test suite, a build) steal CPU from the server
     under test and make its numbers worse; this says when a cell was disturbed."""
 
-    def __init__(self, servers: list[Server]) -> None:
+    def __init__(self, servers: list[Server], helpers: list[int] | None = None) -> None:
         self._servers = servers
+        self._helpers = helpers or []
         self._t0 = time.monotonic()
         self._busy0 = _busy_seconds()
-        self._own0 = _own_cpu_seconds(servers)
+        self._own0 = _own_cpu_seconds(servers, self._helpers)
 
     def stop(self) -> float:
         wall = time.monotonic() - self._t0
         busy = _busy_seconds() - self._busy0
-        own = _own_cpu_seconds(self._servers) - self._own0
+        own = _own_cpu_seconds(self._servers, self._helpers) - self._own0
         ncpu = psutil.cpu_count() or 1
         return max(0.0, (busy - own) / (wall * ncpu) * 100) if wall > 0 else 0.0
 

@@ -158,7 +158,7 @@ def measure_cell(
         cell.busy_before_pct = round(wait_until_quiet(args.quiet_wait), 1)
     if args.warmup:
         run_wrk(ep.url, script, concurrency=c, duration=args.warmup, cores=ctx.load_cores)
-    meter = ForeignCpu(list(ctx.sup.servers))
+    meter = ForeignCpu(list(ctx.sup.servers), ep.helpers)
     cpu0 = tree_cpu_seconds(ep.server.pid)
     probe = (
         start_probe(ep.url, ep.headers, duration=args.duration, rate=args.probe_rate, cores=ctx.load_cores)

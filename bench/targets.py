@@ -21,7 +21,7 @@ from pathlib import Path
 
 from bench import canned, nginx
 from bench.probe import completion_problem, request_once, stream_content_problem
-from bench.procs import Server, StartError, Supervisor, clean_env, free_port, wait_healthy
+from bench.procs import Server, StartError, Supervisor, clean_env, free_port, pids_named, wait_healthy
 
 DUMMY_KEY = "sk-bench-upstream"
 LITELLM_MASTER_KEY = "sk-bench-litellm-master"
@@ -52,6 +52,7 @@ class Endpoint:
     owned: bool = True  # stopped after measuring (the shared upstream is not)
     cores: str = ""
     versions: dict[str, str] = field(default_factory=dict)
+    helpers: list[int] = field(default_factory=list)  # pids of services it uses (Redis): its own CPU
 
 
 @dataclass(frozen=True)
@@ -242,12 +243,14 @@ def _start_aitre(ctx: Context, name: str, workers: int, cores: str) -> Endpoint:
     if key is None:
         ctx.sup.stop(server)
         raise Unavailable(f"no AITRE_USER_KEY in {data / 'initial-keys.env'}")
+    redis = "AITRE_REDIS_URL" in env
     return Endpoint(
         _chat_url(port),
         {"Authorization": f"Bearer {key}"},
         server,
         cores=cores,
         versions={"aitre": _version("aitre")},
+        helpers=pids_named("redis-server") if redis else [],
     )
 
 
