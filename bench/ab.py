@@ -15,16 +15,12 @@ from __future__ import annotations
 
 import argparse
 import json
-import shutil
 import subprocess
-import tempfile
-import time
 from pathlib import Path
 
-from bench import nginx
 from bench.load import write_script
-from bench.procs import free_port, http_get, pinned
-from bench.profile import _start_aitre_env, _start_lean
+from bench.procs import free_port, pinned
+from bench.scaffold import Scratch, scratch, wait_healthy
 
 
 def _cpu(pid: int) -> tuple[float, float]:
@@ -36,11 +32,11 @@ def _cpu(pid: int) -> tuple[float, float]:
     return sum(t.user for t in times), sum(t.system for t in times)
 
 
-def _start(spec: str, work: Path, up_port: int) -> tuple[subprocess.Popen[bytes], int, str]:
+def _start(spec: str, sc: Scratch, folder: Path) -> tuple[subprocess.Popen[bytes], int, str]:
     port = free_port()
-    work.mkdir(parents=True)
+    folder.mkdir(parents=True)
     if spec == "lean":
-        return _start_lean(port, up_port, "0"), port, "sk-lean"
+        return sc.start_lean(port, "0"), port, "sk-lean"
     name, _, settings = spec.partition(":")
     name, _, src = name.partition("@")
     if name != "aitre":
@@ -48,25 +44,13 @@ def _start(spec: str, work: Path, up_port: int) -> tuple[subprocess.Popen[bytes]
     env = [e for e in settings.split(",") if e]
     if src:
         env.append(f"PYTHONPATH={Path(src).resolve()}")
-    proc, key = _start_aitre_env(work, port, up_port, env, pinned("0", []))
+    proc, key = sc.start_aitre(folder, port, env, pinned("0", []))
     return proc, port, key
 
 
 def _wrk(connections: int, seconds: int, script: Path, port: int) -> list[str]:
     url = f"http://127.0.0.1:{port}/v1/chat/completions"
     return ["wrk", "-t1", f"-c{connections}", f"-d{seconds}s", "-s", str(script), url]
-
-
-def _wait(port: int, health: str) -> None:
-    deadline = time.monotonic() + 90
-    while time.monotonic() < deadline:
-        try:
-            if http_get(f"http://127.0.0.1:{port}{health}")[0] == 200:
-                return
-        except OSError:
-            pass
-        time.sleep(0.2)
-    raise SystemExit(f"the server on port {port} did not come up")
 
 
 def main() -> None:
@@ -78,20 +62,12 @@ def main() -> None:
     parser.add_argument("--seconds", type=int, default=6)
     parser.add_argument("--rounds", type=int, default=4)
     args = parser.parse_args()
-    work = Path(tempfile.mkdtemp(prefix="aitre-ab-"))
-    procs: list[subprocess.Popen[bytes]] = []
-    try:
-        up_port = free_port()
-        conf = nginx.write_upstream(work / "nginx", up_port)
-        procs.append(
-            subprocess.Popen(pinned("1", nginx.command(conf, work / "nginx")), start_new_session=True)
-        )
+    with scratch("aitre-ab-") as sc:
         sides = []
         for label, spec in (("a", args.a), ("b", args.b)):
-            proc, port, key = _start(spec, work / label, up_port)
-            procs.append(proc)
-            _wait(port, "/health" if spec == "lean" else "/readyz")
-            script = write_script(work / f"{label}.lua", {"Authorization": f"Bearer {key}"}, args.stream)
+            proc, port, key = _start(spec, sc, sc.work / label)
+            wait_healthy(port, "/health" if spec == "lean" else "/readyz")
+            script = write_script(sc.work / f"{label}.lua", {"Authorization": f"Bearer {key}"}, args.stream)
             sides.append((label, spec, proc, port, script))
         results: dict[str, list[tuple[float, float, float]]] = {"a": [], "b": []}
         for round_ in range(args.rounds + 1):  # the first round warms both up
@@ -127,15 +103,6 @@ def main() -> None:
             print(f"{label} = {spec}: CPU µs per request (user+sys), by round: {rounds}")
             print(f"    median {medians[label]:.0f}")
         print(f"b/a CPU per request: {medians['b'] / medians['a']:.3f}")
-    finally:
-        for p in reversed(procs):  # the servers before their upstream: nothing in flight is cut
-            subprocess.run(["kill", "--", f"-{p.pid}"], check=False, capture_output=True)
-        for p in procs:
-            try:
-                p.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                p.kill()
-        shutil.rmtree(work, ignore_errors=True)
 
 
 if __name__ == "__main__":

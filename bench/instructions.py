@@ -10,7 +10,8 @@ machine is doing. It is not time (a cache miss costs more than an add), so confi
 Under valgrind the server runs ~50 times slower, so work done every few seconds (writing the
 books, the catalog check) would be spread over 50 times fewer requests than in real life and
 dominate the count: the gateway's periodic intervals are stretched by `--slowdown` so that each
-batch holds about as many requests as it would at full speed.
+batch holds about as many requests as it would at full speed (so a run needs more requests
+than one batch, a few thousand, for the books' writes to be in the count at all).
 """
 
 from __future__ import annotations
@@ -20,13 +21,12 @@ import asyncio
 import re
 import shutil
 import subprocess
-import tempfile
 import time
 from pathlib import Path
 
-from bench import canned, nginx
-from bench.procs import free_port, http_get, pinned
-from bench.profile import _start_aitre_env, _start_lean
+from bench import canned
+from bench.procs import free_port, pinned
+from bench.scaffold import scratch, wait_healthy
 
 
 async def _load(url: str, headers: dict[str, str], stream: bool, requests: int, connections: int) -> int:
@@ -74,46 +74,32 @@ def main() -> None:
         "--keep", default="", help="copy the callgrind file here (for callgrind_annotate, by C function)"
     )
     args = parser.parse_args()
+    from aitre.config import Settings
+
+    defaults = Settings()
     stretched = [
-        f"AITRE_FLUSH_SECONDS={0.2 * args.slowdown:g}",
-        f"AITRE_CACHE_REFRESH_SECONDS={2.0 * args.slowdown:g}",
-        f"AITRE_PROBE_INTERVAL_SECONDS={30.0 * args.slowdown:g}",
+        f"AITRE_FLUSH_SECONDS={defaults.flush_seconds * args.slowdown:g}",
+        f"AITRE_CACHE_REFRESH_SECONDS={defaults.cache_refresh_seconds * args.slowdown:g}",
+        f"AITRE_PROBE_INTERVAL_SECONDS={defaults.probe_interval_seconds * args.slowdown:g}",
     ]
     if shutil.which("valgrind") is None:
         raise SystemExit("valgrind is not installed (apt-get install -y valgrind)")
-    work = Path(tempfile.mkdtemp(prefix="aitre-instructions-"))
-    procs: list[subprocess.Popen[bytes]] = []
-    try:
-        up_port, gw_port = free_port(), free_port()
-        conf = nginx.write_upstream(work / "nginx", up_port)
-        procs.append(
-            subprocess.Popen(pinned("1", nginx.command(conf, work / "nginx")), start_new_session=True)
-        )
+    with scratch("aitre-instructions-") as sc:
+        port = free_port()
         grind = [
             "valgrind",
             "--tool=callgrind",
             "--quiet",
             "--instr-atstart=no",  # start-up (imports) runs at near native speed, uncounted
-            f"--callgrind-out-file={work}/callgrind.out.%p",
+            f"--callgrind-out-file={sc.work}/callgrind.out.%p",
         ]
         if args.target == "lean":
-            gw = _start_lean(gw_port, up_port, "0", grind)
-            key, health = "sk-lean", "/health"
+            gw, key, health = sc.start_lean(port, "0", grind), "sk-lean", "/health"
         else:
-            gw, key = _start_aitre_env(work, gw_port, up_port, [*stretched, *args.env], pinned("0", grind))
+            gw, key = sc.start_aitre(sc.work, port, [*stretched, *args.env], pinned("0", grind))
             health = "/readyz"
-        procs.append(gw)
-        deadline = time.monotonic() + 300
-        while True:
-            try:
-                if http_get(f"http://127.0.0.1:{gw_port}{health}")[0] == 200:
-                    break
-            except OSError:
-                pass
-            if time.monotonic() > deadline:
-                raise SystemExit("the server did not start under valgrind")
-            time.sleep(0.5)
-        url = f"http://127.0.0.1:{gw_port}/v1/chat/completions"
+        wait_healthy(port, health, timeout=300)
+        url = f"http://127.0.0.1:{port}/v1/chat/completions"
         headers = {"Authorization": f"Bearer {key}", "Content-Type": "application/json"}
         asyncio.run(_load(url, headers, args.stream, 50, 8))  # warm up: pools, caches, encodings
         subprocess.run(["callgrind_control", "--instr=on", str(gw.pid)], check=True, capture_output=True)
@@ -121,12 +107,11 @@ def main() -> None:
         failed = asyncio.run(_load(url, headers, args.stream, args.requests, args.connections))
         subprocess.run(["callgrind_control", "--dump", str(gw.pid)], check=True, capture_output=True)
         subprocess.run(["callgrind_control", "--instr=off", str(gw.pid)], check=True, capture_output=True)
-        total = _instructions(work)
+        total = _instructions(sc.work)
         if args.keep:
-            for path in work.glob("callgrind.out*"):
-                if "totals:" in path.read_text(errors="replace") or "summary:" in path.read_text(
-                    errors="replace"
-                ):
+            for path in sc.work.glob("callgrind.out*"):
+                text = path.read_text(errors="replace")
+                if "totals:" in text or "summary:" in text:
                     shutil.copy(path, args.keep)
         mode = "stream" if args.stream else "non-stream"
         print(
@@ -134,15 +119,6 @@ def main() -> None:
             f"({args.requests} requests, c={args.connections}, {failed} failed, "
             f"{time.monotonic() - t0:.0f} s under valgrind)"
         )
-    finally:
-        for p in procs:
-            subprocess.run(["kill", "--", f"-{p.pid}"], check=False, capture_output=True)
-        for p in procs:
-            try:
-                p.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                p.kill()
-        shutil.rmtree(work, ignore_errors=True)
 
 
 if __name__ == "__main__":

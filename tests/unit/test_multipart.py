@@ -5,24 +5,15 @@ from __future__ import annotations
 
 from starlette.datastructures import UploadFile
 from starlette.requests import Request
-from starlette.types import Message
 
+from aitre.api.common import replay_body
 from aitre.relay import multipart
 from aitre.relay.job import FormField, UploadedFile
 
 
 async def _parse(content_type: str, body: bytes) -> list[tuple[str, str | tuple[str, str, bytes]]]:
-    sent = False
-
-    async def receive() -> Message:
-        nonlocal sent
-        if sent:
-            return {"type": "http.disconnect"}
-        sent = True
-        return {"type": "http.request", "body": body, "more_body": False}
-
     scope = {"type": "http", "method": "POST", "headers": [(b"content-type", content_type.encode())]}
-    form = await Request(scope, receive).form()
+    form = await Request(scope, replay_body(body)).form()
     out: list[tuple[str, str | tuple[str, str, bytes]]] = []
     for name, value in form.multi_items():
         if isinstance(value, UploadFile):

@@ -6,7 +6,7 @@ from typing import Any, cast
 
 import orjson
 from starlette.requests import Request
-from starlette.types import Message
+from starlette.types import Message, Receive
 
 from aitre.accounts.auth import Caller
 from aitre.accounts.keys import parse_bearer
@@ -145,23 +145,28 @@ def require_str(body: dict[str, Any], name: str, max_len: int | None = None) -> 
     return value
 
 
-async def read_form(request: Request, limit: int) -> list[FormField]:
-    """A multipart body, size-bounded before parsing, as ordered (name, text | file) pairs."""
-    ctype = request.headers.get("content-type", "")
-    if not ctype.startswith("multipart/form-data"):
-        raise bad_request("This endpoint takes multipart/form-data.")
-    raw = await read_body(request, limit)
+def replay_body(raw: bytes) -> Receive:
+    """An ASGI `receive` that hands out a body already read (then reports a disconnect)."""
     sent = False
 
-    async def replay() -> Message:
+    async def receive() -> Message:
         nonlocal sent
         if sent:
             return {"type": "http.disconnect"}
         sent = True
         return {"type": "http.request", "body": raw, "more_body": False}
 
+    return receive
+
+
+async def read_form(request: Request, limit: int) -> list[FormField]:
+    """A multipart body, size-bounded before parsing, as ordered (name, text | file) pairs."""
+    ctype = request.headers.get("content-type", "")
+    if not ctype.startswith("multipart/form-data"):
+        raise bad_request("This endpoint takes multipart/form-data.")
+    raw = await read_body(request, limit)
     try:
-        form = await Request(request.scope, replay).form(max_files=16, max_fields=64)
+        form = await Request(request.scope, replay_body(raw)).form(max_files=16, max_fields=64)
     except Exception as exc:  # python-multipart raises several types for malformed bodies
         raise bad_request(f"Malformed multipart body: {exc}") from None
     fields: list[FormField] = []
