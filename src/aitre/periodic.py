@@ -11,13 +11,25 @@ from typing import Any
 log = logging.getLogger("aitre")
 
 
-def every(seconds: float, step: Callable[[], Awaitable[Any]], name: str, failed: str) -> asyncio.Task[None]:
-    """Run `step` every `seconds` until cancelled; a failing step is logged (`failed`) and the
-    loop goes on: the next round may well succeed."""
+def every(
+    seconds: float,
+    step: Callable[[], Awaitable[Any]],
+    name: str,
+    failed: str,
+    wake: asyncio.Event | None = None,
+) -> asyncio.Task[None]:
+    """Run `step` every `seconds` (or as soon as `wake` is set) until cancelled; a failing step
+    is logged (`failed`) and the loop goes on: the next round may well succeed."""
 
     async def loop() -> None:
         while True:
-            await asyncio.sleep(seconds)
+            if wake is None:
+                await asyncio.sleep(seconds)
+            else:
+                with contextlib.suppress(TimeoutError):
+                    async with asyncio.timeout(seconds):
+                        await wake.wait()
+                wake.clear()
             try:
                 await step()
             except Exception:

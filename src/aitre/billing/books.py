@@ -36,6 +36,9 @@ USAGE_COLUMNS = (
     "ttfb_ms", "client_ip", "quota", "attempts",
 )  # fmt: skip
 _LEDGER, _USAGE = "l", "u"
+# Write as soon as this many usage rows wait, even before the interval: bigger batches cost less
+# per row, but every waiting row is memory.
+_FLUSH_ROWS = 1000
 
 
 _USAGE_FIELDS = operator.itemgetter(*USAGE_COLUMNS[:-1])
@@ -73,6 +76,7 @@ class Books:
         self.written = 0
         self.on_flushed: list[Callable[[], None]] = []
         self._deferring = False
+        self._wake = asyncio.Event()
 
     # --- appending -------------------------------------------------------------------------
     def ledger(self, op: dict[str, Any], now: bool, lazy: bool = False) -> None:
@@ -92,6 +96,8 @@ class Books:
     def usage(self, row: dict[str, Any]) -> None:
         row["t"] = _USAGE
         self.rows.append(row)
+        if len(self.rows) >= _FLUSH_ROWS:
+            self._wake.set()
         if self._deferring:
             self._journal.add(row)
         else:
@@ -176,7 +182,7 @@ class Books:
 
     def start(self) -> None:
         failed = "writing the books failed; will retry (the journal keeps everything)"
-        self._task = every(self._flush_seconds, self.flush, "books-writer", failed)
+        self._task = every(self._flush_seconds, self.flush, "books-writer", failed, self._wake)
 
     async def stop(self) -> None:
         await cancel(self._task)
