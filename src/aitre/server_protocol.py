@@ -91,6 +91,15 @@ class CorkedTransport:
 class GatewayHttpProtocol(HttpToolsProtocol):
     """uvicorn's HTTP/1.1 protocol (httptools) on a corked transport."""
 
+    transport: Any
+
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         corked: Any = CorkedTransport(transport, self.loop)  # type: ignore[arg-type]
         super().connection_made(corked)
+
+    def on_response_complete(self) -> None:
+        # The answer is whole: it leaves now, not at the end of the loop turn, so that what the
+        # app still does after its last `send` (its clean-up, the rest of the turn) does not
+        # keep the client waiting. Measured unloaded: about 60 µs of every answer's latency.
+        self.transport.flush()
+        super().on_response_complete()
