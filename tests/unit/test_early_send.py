@@ -1,5 +1,6 @@
-"""Bytes a client is waiting for leave at once, not when the gateway's task next waits: a whole
-answer as soon as it is complete, and a stream's first block before the stream reads on.
+"""When the gateway serves one request, the bytes its client waits for leave at once, not when
+the gateway's task next waits: a whole answer as soon as it is complete, and a stream's first
+block before the stream reads on. Under load they leave at the end of the loop turn, together.
 
 Each app below blocks its event loop after the `send` under test until the client has the
 bytes (or 5 s pass): with the bytes still corked in the transport, the client cannot get them
@@ -8,6 +9,7 @@ while the loop is blocked, so the app sees a timeout and the test fails.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import socket
 import threading
@@ -30,8 +32,8 @@ class Seen:
         self.event = threading.Event()
         self.in_time: bool | None = None
 
-    def block_until_seen(self) -> None:
-        self.in_time = self.event.wait(WAIT)  # blocks the loop on purpose
+    def block_until_seen(self, wait: float = WAIT) -> None:
+        self.in_time = self.event.wait(wait)  # blocks the loop on purpose
 
 
 @contextlib.contextmanager
@@ -81,6 +83,41 @@ def test_a_complete_answer_leaves_before_the_app_goes_on(seen: Seen) -> None:
         seen.event.set()
     assert reply.startswith(b"HTTP/1.1 200") and reply.endswith(b"hello")
     assert seen.in_time is True
+
+
+def test_under_load_answers_wait_for_the_end_of_the_turn(seen: Seen) -> None:
+    """With another request being served, an answer stays corked until the loop turn ends (then
+    answers that are ready together leave together): it is not lost, only not sent early."""
+    started, release = threading.Event(), asyncio.Event()
+    loop: list[asyncio.AbstractEventLoop] = []
+
+    async def app(scope: Any, receive: Any, send: Any) -> None:
+        if scope["type"] != "http":
+            return
+        await receive()
+        if scope["path"] == "/slow":
+            loop.append(asyncio.get_running_loop())
+            started.set()
+            await release.wait()
+        await send({"type": "http.response.start", "status": 200, "headers": [(b"content-length", b"2")]})
+        await send({"type": "http.response.body", "body": b"ok"})
+        if scope["path"] == "/fast":
+            seen.block_until_seen(0.5)  # long enough for a sent answer to arrive
+
+    with (
+        _serve(app) as port,
+        socket.create_connection(("127.0.0.1", port), timeout=10) as slow,
+        socket.create_connection(("127.0.0.1", port), timeout=10) as fast,
+    ):
+        slow.sendall(b"GET /slow HTTP/1.1\r\nHost: t\r\n\r\n")
+        assert started.wait(WAIT)
+        fast.sendall(b"GET /fast HTTP/1.1\r\nHost: t\r\n\r\n")
+        got = _read_until(fast, b"ok")
+        seen.event.set()
+        loop[0].call_soon_threadsafe(release.set)
+        assert _read_until(slow, b"ok").endswith(b"ok")
+    assert got.startswith(b"HTTP/1.1 200") and got.endswith(b"ok")
+    assert seen.in_time is False
 
 
 class _WholeStream:

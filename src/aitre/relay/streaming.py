@@ -157,10 +157,12 @@ class StreamResponse:
         try:
             await send({"type": "http.response.start", "status": 200, "headers": self.raw_headers})
             await send({"type": "http.response.body", "body": self._first, "more_body": True})
-            # Let the first block leave before reading on: it is the client's time to first
-            # token. Writes wait for the end of the loop turn (`server_protocol`), and a stream
-            # that arrived whole would otherwise go out only after its last block and the books.
-            await asyncio.sleep(0)
+            # The first block is the client's time to first token: let it leave before reading
+            # on. Writes wait for the end of the loop turn (`server_protocol`), and a stream that
+            # arrived whole would otherwise go out only after its last block and the books.
+            flush = scope.get("aitre.flush")
+            if flush is not None:
+                flush()
             outcome = await self._pump(send)
         except asyncio.CancelledError:
             if not watch.gone:  # the server is stopping and its grace period ran out
