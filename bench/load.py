@@ -9,6 +9,7 @@ summary as one JSON line, so nothing is scraped from wrk's human output.
 from __future__ import annotations
 
 import json
+import statistics
 import subprocess
 import sys
 from dataclasses import asdict, dataclass, field
@@ -233,3 +234,24 @@ def finish_probe(proc: subprocess.Popen[str], timeout: float) -> dict[str, Any]:
         raise RuntimeError(f"TTFB probe failed (exit {proc.returncode}): {err.strip()[-500:]}")
     result: dict[str, Any] = json.loads(out.strip().splitlines()[-1])
     return result
+
+
+def median_of_rounds(rounds: list[dict[str, Any]]) -> dict[str, Any]:
+    """Several probe runs as one: requests and errors summed, each percentile the median of the
+    rounds' (a round that a neighbour's burst of steal time slowed moves the median little,
+    where one long run would carry it whole); the rounds' p50s are kept for the record."""
+    if not rounds:
+        raise ValueError("no probe rounds")
+    errors: dict[str, int] = {}
+    for r in rounds:
+        for kind, count in r.get("errors", {}).items():
+            errors[kind] = errors.get(kind, 0) + int(count)
+    out: dict[str, Any] = {"n": sum(int(r.get("n", 0)) for r in rounds), "errors": errors}
+    for metric in ("ttfb_ms", "total_ms"):
+        keys = {k for r in rounds for k in r.get(metric, {})}
+        out[metric] = {}
+        for key in sorted(keys):
+            values = [float(v) for r in rounds if (v := r.get(metric, {}).get(key)) is not None]
+            out[metric][key] = statistics.median(values) if values else None
+    out["rounds_p50_ms"] = [r.get("ttfb_ms", {}).get("p50") for r in rounds]
+    return out

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from bench.load import Cell, WrkResult
+from bench.load import Cell, WrkResult, median_of_rounds
 from bench.report import TargetResult, checks, load_json, ratios, write_json
 
 
@@ -42,3 +42,20 @@ def test_a_saved_run_reads_back(tmp_path: Path) -> None:
     assert [c.cpu_us_per_request for t in back for c in t.cells] == [
         c.cpu_us_per_request for t in results for c in t.cells
     ]
+
+
+def test_paced_rounds_report_the_median_round_and_count_everything() -> None:
+    def probe(p50: float, n: int = 600, errors: dict[str, int] | None = None) -> dict[str, object]:
+        return {
+            "n": n,
+            "errors": errors or {},
+            "ttfb_ms": {"p50": p50, "p99": p50 * 2},
+            "total_ms": {"p50": p50},
+        }
+
+    rounds = [probe(0.9), probe(3.4, errors={"timeout": 1}), probe(1.0), probe(0.95, errors={"timeout": 2})]
+    combined = median_of_rounds(rounds)  # type: ignore[arg-type]
+    assert combined["ttfb_ms"]["p50"] == 0.975  # the slow round moves it little
+    assert combined["ttfb_ms"]["p99"] == 1.95
+    assert combined["n"] == 2400 and combined["errors"] == {"timeout": 3}  # nothing dropped
+    assert combined["rounds_p50_ms"] == [0.9, 3.4, 1.0, 0.95]
