@@ -242,8 +242,17 @@ def measure_idle(
                 f"[yellow]{name} {mode} paced: only {len(quiet)} of {len(rounds)} rounds "
                 "without steal time[/yellow]"
             )
-        out[f"paced {mode}"] = median_of_rounds(quiet if len(quiet) >= wanted else rounds)
-        out[f"paced {mode}"]["steal_pct"] = [round(r["steal_pct"], 1) for r in rounds]
+        used = quiet if len(quiet) >= wanted else rounds
+        out[f"paced {mode}"] = median_of_rounds(used)
+        # Every round, counted or not, for the record.
+        out[f"paced {mode}"]["all_rounds"] = [
+            {
+                "p50_ms": r["ttfb_ms"]["p50"],
+                "steal_pct": round(r["steal_pct"], 1),
+                "used": any(r is u for u in used),
+            }
+            for r in rounds
+        ]
     return out
 
 
