@@ -30,7 +30,7 @@ from bench.scaffold import scratch, wait_healthy
 
 
 async def _load(url: str, headers: dict[str, str], stream: bool, requests: int, connections: int) -> int:
-    from aitre.relay.http1 import Pool
+    from aitre.relay.pool import Pool
 
     pool = Pool(limit=connections)
     body = canned.request_body(stream)

@@ -19,7 +19,8 @@ from cryptography.x509.oid import NameOID
 
 from aitre.config import Settings
 from aitre.relay import http1
-from aitre.relay.http1 import Pool, UpstreamFailure
+from aitre.relay.http1 import UpstreamFailure
+from aitre.relay.pool import Pool
 from aitre.relay.upstream import Timeouts, Upstream, UpstreamRequest
 
 Handler = Callable[[asyncio.StreamReader, asyncio.StreamWriter, int], Awaitable[None]]

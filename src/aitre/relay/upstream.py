@@ -6,7 +6,8 @@ import ssl
 from dataclasses import dataclass, field
 
 from aitre.config import Settings
-from aitre.relay.http1 import Pool, Response, UpstreamFailure
+from aitre.relay.http1 import Response, UpstreamFailure
+from aitre.relay.pool import Pool
 
 __all__ = ["Response", "Timeouts", "Upstream", "UpstreamFailure", "UpstreamRequest", "read_body"]
 
