@@ -239,7 +239,7 @@ def finish_probe(proc: subprocess.Popen[str], timeout: float) -> dict[str, Any]:
 def median_of_rounds(rounds: list[dict[str, Any]]) -> dict[str, Any]:
     """Several probe runs as one: requests and errors summed, each percentile the median of the
     rounds' (a round that a neighbour's burst of steal time slowed moves the median little,
-    where one long run would carry it whole); the rounds' p50s are kept for the record."""
+    where one long run would carry it whole)."""
     if not rounds:
         raise ValueError("no probe rounds")
     errors: dict[str, int] = {}
@@ -253,5 +253,22 @@ def median_of_rounds(rounds: list[dict[str, Any]]) -> dict[str, Any]:
         for key in sorted(keys):
             values = [float(v) for r in rounds if (v := r.get(metric, {}).get(key)) is not None]
             out[metric][key] = statistics.median(values) if values else None
-    out["rounds_p50_ms"] = [r.get("ttfb_ms", {}).get("p50") for r in rounds]
+    return out
+
+
+def paced_result(rounds: list[dict[str, Any]], wanted: int, steal_max_pct: float) -> dict[str, Any]:
+    """The paced rounds of one mode as one result: the median of the rounds with less steal
+    than `steal_max_pct` if there are `wanted` of them, else of all; every round is kept in
+    `all_rounds` (p50, steal, whether it was counted)."""
+    quiet = [r for r in rounds if r["steal_pct"] < steal_max_pct]
+    used = quiet if len(quiet) >= wanted else rounds
+    out = median_of_rounds(used)
+    out["all_rounds"] = [
+        {
+            "p50_ms": r.get("ttfb_ms", {}).get("p50"),
+            "steal_pct": round(r["steal_pct"], 1),
+            "used": any(r is u for u in used),
+        }
+        for r in rounds
+    ]
     return out

@@ -25,7 +25,7 @@ from typing import Any
 from rich.console import Console
 
 from bench import nginx, preflight, report
-from bench.load import Cell, finish_probe, median_of_rounds, run_wrk, start_probe, write_script
+from bench.load import Cell, finish_probe, paced_result, run_wrk, start_probe, write_script
 from bench.procs import (
     ForeignCpu,
     StartError,
@@ -236,23 +236,13 @@ def measure_idle(
             rounds.append(result)
             if sum(r["steal_pct"] < STEAL_MAX_PCT for r in rounds) >= wanted:
                 break
-        quiet = [r for r in rounds if r["steal_pct"] < STEAL_MAX_PCT]
-        if len(quiet) < wanted:
+        quiet = sum(r["steal_pct"] < STEAL_MAX_PCT for r in rounds)
+        if quiet < wanted:
             say(
-                f"[yellow]{name} {mode} paced: only {len(quiet)} of {len(rounds)} rounds "
+                f"[yellow]{name} {mode} paced: only {quiet} of {len(rounds)} rounds "
                 "without steal time[/yellow]"
             )
-        used = quiet if len(quiet) >= wanted else rounds
-        out[f"paced {mode}"] = median_of_rounds(used)
-        # Every round, counted or not, for the record.
-        out[f"paced {mode}"]["all_rounds"] = [
-            {
-                "p50_ms": r["ttfb_ms"]["p50"],
-                "steal_pct": round(r["steal_pct"], 1),
-                "used": any(r is u for u in used),
-            }
-            for r in rounds
-        ]
+        out[f"paced {mode}"] = paced_result(rounds, wanted, STEAL_MAX_PCT)
     return out
 
 

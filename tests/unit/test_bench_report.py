@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from bench.load import Cell, WrkResult, median_of_rounds
+from bench.load import Cell, WrkResult, median_of_rounds, paced_result
 from bench.report import TargetResult, checks, load_json, ratios, write_json
 
 
@@ -58,4 +58,17 @@ def test_paced_rounds_report_the_median_round_and_count_everything() -> None:
     assert combined["ttfb_ms"]["p50"] == 0.975  # the slow round moves it little
     assert combined["ttfb_ms"]["p99"] == 1.95
     assert combined["n"] == 2400 and combined["errors"] == {"timeout": 3}  # nothing dropped
-    assert combined["rounds_p50_ms"] == [0.9, 3.4, 1.0, 0.95]
+
+
+def test_paced_rounds_during_steal_are_kept_but_not_counted() -> None:
+    def probe(p50: float, steal: float) -> dict[str, object]:
+        return {"n": 600, "errors": {}, "ttfb_ms": {"p50": p50}, "total_ms": {"p50": p50}, "steal_pct": steal}
+
+    rounds = [probe(0.9, 0.0), probe(3.4, 23.0), probe(1.0, 0.4), probe(0.95, 1.0)]
+    result = paced_result(rounds, wanted=3, steal_max_pct=5.0)  # type: ignore[arg-type]
+    assert result["ttfb_ms"]["p50"] == 0.95  # the median of the three quiet rounds
+    assert [r["p50_ms"] for r in result["all_rounds"]] == [0.9, 3.4, 1.0, 0.95]  # every round kept
+    assert [r["used"] for r in result["all_rounds"]] == [True, False, True, True]
+    assert result["all_rounds"][1]["steal_pct"] == 23.0
+    # Too few quiet rounds: all of them count, rather than a median of too few.
+    assert paced_result(rounds, wanted=4, steal_max_pct=5.0)["ttfb_ms"]["p50"] == 0.975  # type: ignore[arg-type]
