@@ -114,7 +114,7 @@ def create_app(settings: Settings | None = None) -> Gateway:
     def build_api() -> ASGIApp:
         from aitre.api.rest import build_api as build  # FastAPI: only when its routes are used
 
-        return build()
+        return build(settings)
 
     mounts: list[Mount] = []
     sim_app = None

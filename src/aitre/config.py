@@ -63,6 +63,11 @@ class Settings(BaseSettings):
     shutdown_grace_seconds: float = Field(
         30.0, description="On SIGTERM, how long in-flight requests and streams may take to finish."
     )
+    docs_enabled: bool = Field(
+        True,
+        description="Serve the OpenAPI document (`/openapi.json`) and its browsable pages (`/docs`, "
+        "`/redoc`); off: they answer 404.",
+    )
     cache_refresh_seconds: float = Field(
         2.0, description="How often the gateway checks whether keys/channels changed in the database."
     )

@@ -23,6 +23,7 @@ from aitre.accounts.auth import Caller
 from aitre.accounts.policy import check_expiry, check_ip
 from aitre.api.admin.schemas import Page
 from aitre.api.common import app_state, authenticate, client_ip
+from aitre.api.openapi_build import BEARER, SECURITY_SCHEME
 from aitre.billing.usage_query import LogFilter, parse_time
 from aitre.errors import ApiError
 from aitre.state import AppState
@@ -30,11 +31,7 @@ from aitre.store.version import bump_version
 
 T = TypeVar("T")
 
-_bearer = HTTPBearer(
-    auto_error=False,
-    scheme_name="API key",
-    description="An aitre API key: `Authorization: Bearer sk-...` (admin routes need an admin's key).",
-)
+_bearer = HTTPBearer(auto_error=False, scheme_name=SECURITY_SCHEME, description=BEARER["description"])
 
 
 def to_api_error(exc: Exception) -> ApiError:
