@@ -63,8 +63,10 @@ def test_imagine_runs_on_a_clock_to_a_real_grid(http: httpx.Client, simulator: S
     assert grid.size == (1024, 1024)
     tiles = [pixels(q) for q in quadrants(grid)]
     assert all(not np.array_equal(a, b) for i, a in enumerate(tiles) for b in tiles[i + 1 :])
-    # The same picture on every download.
+    # The same picture on every download, and for the same prompt again.
     assert np.array_equal(pixels(picture(task["imageUrl"])), pixels(grid))
+    again = done(http, "imagine", prompt="a red fox in the snow")
+    assert np.array_equal(pixels(picture(again["imageUrl"])), pixels(grid))
 
 
 def test_a_running_task_links_a_preview(http: httpx.Client) -> None:
@@ -84,6 +86,16 @@ def test_aspect_ratio_sets_the_tiles(http: httpx.Client) -> None:
     task = done(http, "imagine", prompt="a wide valley --ar 16:9")
     w, h = picture(task["imageUrl"]).size
     assert abs(w / h - 16 / 9) < 0.02 and w % 16 == 0 and h % 16 == 0
+
+
+def test_reference_images_show_on_every_tile(http: httpx.Client) -> None:
+    ref = data_url((90, 90), (10, 20, 230, 255))
+    task = done(http, "imagine", prompt="like this one", base64Array=[ref])
+    for tile in quadrants(picture(task["imageUrl"])):
+        assert tile.getpixel((60, 60)) == (10, 20, 230)  # its thumbnail in the top-left corner
+    plain = done(http, "imagine", prompt="like this one")
+    assert [q.getpixel((60, 60)) for q in quadrants(picture(plain["imageUrl"]))] != [(10, 20, 230)] * 4
+    assert submit(http, "imagine", prompt="x", base64Array=[ref] * 11)["code"] == 4
 
 
 def test_upscale_is_the_tile_alone(http: httpx.Client) -> None:
@@ -203,6 +215,7 @@ def test_describe_gives_four_prompts_and_picks_one(http: httpx.Client) -> None:
     assert picture(made["imageUrl"]).size == (1248, 832)  # the picked prompt's --ar 3:2
     again = pressed(http, task, "🔄")
     assert again["action"] == "DESCRIBE" and again["promptEn"].startswith(KEYCAPS[0])
+    assert again["promptEn"] != task["promptEn"]  # described anew
 
 
 def test_shorten_gives_five_prompts(http: httpx.Client) -> None:

@@ -73,7 +73,7 @@ def _job(parent: MjTask, kind: str, index: str, key: str, label: str) -> Plan | 
         w, h = derived_tile(tile, "vary")
         return Plan("VARIATION", label, Grid(key, prompt, w, h, "vary", tile))
     if kind == "reroll" and grid is not None:
-        return Plan("REROLL", "R", replace(grid, key=key))  # the tiles' seeds come from the key
+        return Plan("REROLL", "R", replace(grid, key=key, seed=key))
     if kind in ("low_variation", "high_variation") and pic is not None:
         op = "vary_subtle" if kind == "low_variation" else "vary_strong"
         w, h = derived_tile(pic, op)

@@ -32,7 +32,7 @@ class Grid:
     """Four tiles of `width` x `height` in a 2x2 grid. `op` says how each tile is made: from the
     prompt (`imagine`, with `inputs` as reference images), as a mix of `inputs` (`blend`), or
     from `parent` (`vary*`, `zoom` by `amount`, `pan_*`, `region` repainting under the mask in
-    `inputs[0]`)."""
+    `inputs[0]`). The same recipe draws the same tiles; `seed` tells a reroll apart."""
 
     key: str
     prompt: str
@@ -42,6 +42,7 @@ class Grid:
     parent: Picture | None = None
     amount: float = 0.0
     inputs: tuple[bytes, ...] = ()
+    seed: str = ""
 
 
 @dataclass(frozen=True, slots=True, eq=False)
@@ -228,7 +229,7 @@ def _tile(grid: Grid, i: int, base: Image.Image | None, inputs: list[Image.Image
     size = (grid.width, grid.height)
     if grid.op == "blend":
         return _mix(inputs, i, size)
-    canvas = Canvas(grid.prompt, grid.width, grid.height, seed=f"mj\x00{grid.key}\x00{i}")
+    canvas = Canvas(grid.prompt, grid.width, grid.height, seed=f"mj\x00{grid.op}\x00{grid.seed}\x00{i}")
     if grid.op == "imagine" or base is None:
         return draw(canvas, extras=inputs)
     fresh = draw(canvas)

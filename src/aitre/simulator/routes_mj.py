@@ -36,6 +36,7 @@ BAD_PARAMS = "参数错误"
 BAD_BASE64 = "base64格式错误"
 NO_TASK = "关联任务不存在或已失效"
 BAD_STATE = "关联任务状态错误"
+MAX_REFS = 10  # reference images an imagine may carry
 BLEND_SIZES = {"PORTRAIT": (2, 3), "SQUARE": (1, 1), "LANDSCAPE": (3, 2)}
 
 
@@ -196,7 +197,9 @@ async def imagine(request: Request) -> Response:
     if not prompt:
         return _reply(_vo(4, "prompt不能为空"))
     refs = body.get("base64Array") or []
-    uploads = await _uploads(refs) if isinstance(refs, list) else None
+    if isinstance(refs, list) and isinstance(body.get("base64"), str):
+        refs = [*refs, body["base64"]]  # the older API's single reference image
+    uploads = await _uploads(refs) if isinstance(refs, list) and len(refs) <= MAX_REFS else None
     if uploads is None:
         return _reply(_vo(4, BAD_BASE64))
     started = await _begin(request, "mj_imagine")
@@ -218,9 +221,9 @@ async def imagine(request: Request) -> Response:
     return json_answer(answer, fault, ev)
 
 
-def _describe_text(key: str, data: bytes, rgb: tuple[int, int, int]) -> str:
+def _describe_text(salt: str, data: bytes, rgb: tuple[int, int, int]) -> str:
     size = _png_size(data)
-    return numbered(describe_prompts(digest(key.encode() + data), colour_name(rgb), *size))
+    return numbered(describe_prompts(digest(salt.encode() + data), colour_name(rgb), *size))
 
 
 def _png_size(data: bytes) -> tuple[int, int]:
@@ -249,7 +252,7 @@ async def describe(request: Request) -> Response:
         return json_answer(refused, fault, ev)
 
     def new(key: str) -> NewTask:
-        text = _describe_text(key, data, rgb)
+        text = _describe_text("", data, rgb)
         return NewTask("DESCRIBE", text, text, f"/describe {key}.png", Upload(key, data), "describe", text)
 
     _, answer = _submit(request, body, new, marks)
@@ -264,7 +267,7 @@ async def blend(request: Request) -> Response:
     if not isinstance(images, list) or not 2 <= len(images) <= 5:
         return _reply(_vo(4, "base64List参数错误"))
     dims = body.get("dimensions") or "SQUARE"
-    if dims not in BLEND_SIZES:
+    if not isinstance(dims, str) or dims not in BLEND_SIZES:
         return _reply(_vo(4, "dimensions参数错误"))
     uploads = await _uploads(images)
     if uploads is None:
