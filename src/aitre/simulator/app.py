@@ -23,6 +23,7 @@ from aitre.simulator.common import (
     unknown_model,
 )
 from aitre.simulator.mj import MjState
+from aitre.simulator.mj_http import mj_state
 from aitre.simulator.routes_audio import speech, transcriptions, translations
 from aitre.simulator.routes_bfl import get_result, submit
 from aitre.simulator.routes_billing import subscription, usage
@@ -30,7 +31,7 @@ from aitre.simulator.routes_chat import chat_completions
 from aitre.simulator.routes_completions import completions
 from aitre.simulator.routes_embeddings import embeddings
 from aitre.simulator.routes_images import edits, generations, get_file
-from aitre.simulator.routes_mj import mj_routes, mj_state
+from aitre.simulator.routes_mj import mj_routes
 from aitre.tokenizer import Tokenizer
 
 __all__ = ["KeySource", "SimState", "create_simulator_app"]

@@ -10,115 +10,39 @@ JSON is Spring's 400 error object; `fetch` of an unknown id is HTTP 200 with an 
 from __future__ import annotations
 
 import asyncio
-import email.utils
-import time
+import sys
 from collections.abc import Callable
 from dataclasses import dataclass
-from http import HTTPStatus
 from typing import Any
 
-import orjson
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import BaseRoute, Mount, Route
 
 from aitre.simulator import mj_notify
-from aitre.simulator.common import ErrorFactory, SimEvent, authorized, begin, json_answer, sim_url
-from aitre.simulator.faults import Fault
-from aitre.simulator.mj import INSTANCE_ID, SUCCESS, MjState, MjTask
+from aitre.simulator.common import json_answer, sim_url
+from aitre.simulator.mj import INSTANCE_ID, SUCCESS, MjTask
 from aitre.simulator.mj_actions import modal_picture, plan
+from aitre.simulator.mj_http import (
+    BAD_STATE,
+    NO_TASK,
+    mj_state,
+    open_mj,
+    read_body,
+    read_images,
+    reply,
+    str_field,
+    vo,
+)
 from aitre.simulator.mj_images import Grid, Picture, Swap, Upload, colour_name, read_upload
 from aitre.simulator.mj_text import Marks, describe_prompts, digest, numbered, read_marks, shorten, tile_size
-from aitre.simulator.png import BadImage, decode_data_uri
+from aitre.simulator.routes_mj_tasks import fetch, get_image, image_seed, list_by_condition
 
 SUBMITTED_OK = "提交成功"
 BAD_PARAMS = "参数错误"
 BAD_BASE64 = "base64格式错误"
-NO_TASK = "关联任务不存在或已失效"
-BAD_STATE = "关联任务状态错误"
 MAX_REFS = 10  # reference images an imagine may carry
 BLEND_SIZES = {"PORTRAIT": (2, 3), "SQUARE": (1, 1), "LANDSCAPE": (3, 2)}
-
-
-def mj_state(request: Request) -> MjState:
-    state: MjState = request.app.state.mj
-    return state
-
-
-def mj_authorized(request: Request) -> bool:
-    """The simulator's keys, sent as midjourney-proxy's `mj-api-secret` or as a bearer token."""
-    return authorized(request, request.headers.get("mj-api-secret") or None)
-
-
-def _vo(code: int, description: str, result: Any = None, **properties: Any) -> dict[str, Any]:
-    return {"code": code, "description": description, "result": result, "properties": properties}
-
-
-def _spring_error(path: str) -> ErrorFactory:
-    """Errors the way a Spring Boot proxy sends them (its interceptor's 401 has no body)."""
-
-    def make(status: int, message: str, code: str | None, headers: dict[str, str] | None) -> Response:
-        if status == 401:
-            return Response(status_code=401, headers=headers)
-        body = {
-            "timestamp": email.utils.formatdate(usegmt=True),
-            "status": status,
-            "error": _phrase(status),
-            "message": message,
-            "path": path,
-        }
-        return Response(orjson.dumps(body), status, headers, "application/json")
-
-    return make
-
-
-def _phrase(status: int) -> str:
-    try:
-        return HTTPStatus(status).phrase
-    except ValueError:
-        return "Error"
-
-
-def _reply(payload: Any, status: int = 200) -> Response:
-    return Response(orjson.dumps(payload), status, media_type="application/json")
-
-
-async def _body(request: Request) -> dict[str, Any] | Response:
-    if not mj_authorized(request):
-        return Response(status_code=401)
-    try:
-        body = orjson.loads(await request.body())
-    except orjson.JSONDecodeError:
-        body = None
-    if not isinstance(body, dict):
-        message = "Required request body is missing or not JSON"
-        return _spring_error(request.url.path)(400, message, None, None)
-    return body
-
-
-async def _begin(request: Request, model: str) -> tuple[SimEvent, Fault] | Response:
-    return await begin(request, model, False, _spring_error(request.url.path))
-
-
-def _text(body: dict[str, Any], name: str) -> str:
-    value = body.get(name)
-    return value.strip() if isinstance(value, str) else ""
-
-
-def _bot(body: dict[str, Any]) -> str:
-    return "NIJI_JOURNEY" if body.get("botType") == "NIJI_JOURNEY" else "MID_JOURNEY"
-
-
-async def _uploads(values: list[Any]) -> list[tuple[bytes, tuple[int, int, int]]] | None:
-    """Data URLs (or bare base64) as kept PNGs with their mean colours; None if one is not an
-    image."""
-    try:
-        datas = [decode_data_uri(v) for v in values if isinstance(v, str)]
-        if len(datas) != len(values):
-            return None
-        return [await asyncio.to_thread(read_upload, data) for data in datas]
-    except BadImage:
-        return None
 
 
 @dataclass(slots=True)
@@ -134,11 +58,15 @@ class NewTask:
     modal: str = ""
 
 
+def _bot(body: dict[str, Any]) -> str:
+    return "NIJI_JOURNEY" if body.get("botType") == "NIJI_JOURNEY" else "MID_JOURNEY"
+
+
 def _refused(marks: Marks, prompt_en: str) -> dict[str, Any] | None:
     if marks.banned:
-        return _vo(24, "可能包含敏感词", promptEn=prompt_en, bannedWord="--sim-banned")
+        return vo(24, "可能包含敏感词", promptEn=prompt_en, bannedWord="--sim-banned")
     if marks.queue_full:
-        return _vo(23, "队列已满，请稍后尝试")
+        return vo(23, "队列已满，请稍后尝试")
     return None
 
 
@@ -155,14 +83,14 @@ def _submit(
     now = state.now()
     task_id = task_id or state.book.new_id(now)
     spec = new(task_id) if callable(new) else new
-    hook = _text(body, "notifyHook") or None
+    hook = str_field(body, "notifyHook") or None
     task = MjTask(
         task_id,
         spec.action,
         spec.prompt,
         spec.prompt_en,
         spec.description or f"/{spec.action.lower()} {spec.prompt}",
-        sim_url(request, ""),
+        sys.intern(sim_url(request, "")),  # one string for the thousands of tasks that share it
         now,
         state.step_seconds,
         state.steps,
@@ -181,28 +109,28 @@ def _submit(
     state.book.add(task)
     where = {"discordInstanceId": INSTANCE_ID, "discordChannelId": INSTANCE_ID}
     if spec.modal:
-        return task, _vo(21, "Waiting for window confirm", task_id, finalPrompt=spec.prompt_en, remix=True)
+        return task, vo(21, "Waiting for window confirm", task_id, finalPrompt=spec.prompt_en, remix=True)
     mj_notify.start(state, task)
     if marks.queued:
         text = f"排队中，前面还有{marks.queued}个任务"
-        return task, _vo(22, text, task_id, numberOfQueues=marks.queued, **where)
-    return task, _vo(1, SUBMITTED_OK, task_id, **where)
+        return task, vo(22, text, task_id, numberOfQueues=marks.queued, **where)
+    return task, vo(1, SUBMITTED_OK, task_id, **where)
 
 
 async def imagine(request: Request) -> Response:
-    body = await _body(request)
+    body = await read_body(request)
     if isinstance(body, Response):
         return body
-    prompt = _text(body, "prompt")
+    prompt = str_field(body, "prompt")
     if not prompt:
-        return _reply(_vo(4, "prompt不能为空"))
+        return reply(vo(4, "prompt不能为空"))
     refs = body.get("base64Array") or []
     if isinstance(refs, list) and isinstance(body.get("base64"), str):
         refs = [*refs, body["base64"]]  # the older API's single reference image
-    uploads = await _uploads(refs) if isinstance(refs, list) and len(refs) <= MAX_REFS else None
+    uploads = await read_images(refs) if isinstance(refs, list) and len(refs) <= MAX_REFS else None
     if uploads is None:
-        return _reply(_vo(4, BAD_BASE64))
-    started = await _begin(request, "mj_imagine")
+        return reply(vo(4, BAD_BASE64))
+    started = await open_mj(request, "mj_imagine")
     if isinstance(started, Response):
         return started
     ev, fault = started
@@ -232,17 +160,17 @@ def _png_size(data: bytes) -> tuple[int, int]:
 
 
 async def describe(request: Request) -> Response:
-    body = await _body(request)
+    body = await read_body(request)
     if isinstance(body, Response):
         return body
-    b64 = _text(body, "base64")
+    b64 = str_field(body, "base64")
     if not b64:
-        return _reply(_vo(4, "base64不能为空"))
-    uploads = await _uploads([b64])
+        return reply(vo(4, "base64不能为空"))
+    uploads = await read_images([b64])
     if not uploads:
-        return _reply(_vo(4, BAD_BASE64))
+        return reply(vo(4, BAD_BASE64))
     (data, rgb) = uploads[0]
-    started = await _begin(request, "mj_describe")
+    started = await open_mj(request, "mj_describe")
     if isinstance(started, Response):
         return started
     ev, fault = started
@@ -260,19 +188,19 @@ async def describe(request: Request) -> Response:
 
 
 async def blend(request: Request) -> Response:
-    body = await _body(request)
+    body = await read_body(request)
     if isinstance(body, Response):
         return body
     images = body.get("base64Array")
     if not isinstance(images, list) or not 2 <= len(images) <= 5:
-        return _reply(_vo(4, "base64List参数错误"))
+        return reply(vo(4, "base64List参数错误"))
     dims = body.get("dimensions") or "SQUARE"
     if not isinstance(dims, str) or dims not in BLEND_SIZES:
-        return _reply(_vo(4, "dimensions参数错误"))
-    uploads = await _uploads(images)
+        return reply(vo(4, "dimensions参数错误"))
+    uploads = await read_images(images)
     if uploads is None:
-        return _reply(_vo(4, BAD_BASE64))
-    started = await _begin(request, "mj_blend")
+        return reply(vo(4, BAD_BASE64))
+    started = await open_mj(request, "mj_blend")
     if isinstance(started, Response):
         return started
     ev, fault = started
@@ -292,13 +220,13 @@ async def blend(request: Request) -> Response:
 
 
 async def shorten_prompt(request: Request) -> Response:
-    body = await _body(request)
+    body = await read_body(request)
     if isinstance(body, Response):
         return body
-    prompt = _text(body, "prompt")
+    prompt = str_field(body, "prompt")
     if not prompt:
-        return _reply(_vo(4, "prompt不能为空"))
-    started = await _begin(request, "mj_shorten")
+        return reply(vo(4, "prompt不能为空"))
+    started = await open_mj(request, "mj_shorten")
     if isinstance(started, Response):
         return started
     ev, fault = started
@@ -312,18 +240,18 @@ async def shorten_prompt(request: Request) -> Response:
 
 
 async def swap_face(request: Request) -> Response:
-    body = await _body(request)
+    body = await read_body(request)
     if isinstance(body, Response):
         return body
-    source, target = _text(body, "sourceBase64"), _text(body, "targetBase64")
+    source, target = str_field(body, "sourceBase64"), str_field(body, "targetBase64")
     if not source or not target:
         if body.get("sourceUrl") or body.get("targetUrl"):
-            return _reply(_vo(4, "The simulator takes sourceBase64 and targetBase64, not URLs."))
-        return _reply(_vo(4, BAD_PARAMS))
-    uploads = await _uploads([source, target])
+            return reply(vo(4, "The simulator takes sourceBase64 and targetBase64, not URLs."))
+        return reply(vo(4, BAD_PARAMS))
+    uploads = await read_images([source, target])
     if uploads is None:
-        return _reply(_vo(4, BAD_BASE64))
-    started = await _begin(request, "swap_face")
+        return reply(vo(4, BAD_BASE64))
+    started = await open_mj(request, "swap_face")
     if isinstance(started, Response):
         return started
     ev, fault = started
@@ -343,34 +271,34 @@ def _swap_task(face: bytes, back: bytes) -> Callable[[str], NewTask]:
 def _parent(request: Request, task_id: str) -> MjTask | Response:
     task = mj_state(request).book.get(task_id)
     if task is None:
-        return _reply(_vo(3, NO_TASK), 404)
+        return reply(vo(3, NO_TASK), 404)
     return task
 
 
 async def action(request: Request) -> Response:
-    body = await _body(request)
+    body = await read_body(request)
     if isinstance(body, Response):
         return body
-    task_id, custom_id = _text(body, "taskId"), _text(body, "customId")
+    task_id, custom_id = str_field(body, "taskId"), str_field(body, "customId")
     if not task_id or not custom_id:
-        return _reply(_vo(4, BAD_PARAMS))
+        return reply(vo(4, BAD_PARAMS))
     parent = _parent(request, task_id)
     if isinstance(parent, Response):
         return parent
     state = mj_state(request)
     if parent.phase(state.now()).status != SUCCESS:
-        return _reply(_vo(4, BAD_STATE))
+        return reply(vo(4, BAD_STATE))
     key = state.book.new_id(state.now())
     step = plan(parent, custom_id, key)
     if step is None:
-        return _reply(_vo(4, f"customId {custom_id} is not a button of task {task_id}"))
+        return reply(vo(4, f"customId {custom_id} is not a button of task {task_id}"))
     model = "mj_custom_zoom" if step.modal == "zoom" else f"mj_{step.action.lower()}"
-    started = await _begin(request, model)
+    started = await open_mj(request, model)
     if isinstance(started, Response):
         return started
     ev, fault = started
     if step.bookmark:
-        return json_answer(_vo(1, "Success", parent.id), fault, ev)
+        return json_answer(vo(1, "Success", parent.id), fault, ev)
     prompt = step.prompt if step.prompt is not None else parent.prompt
     prompt_en = step.prompt if step.prompt is not None else parent.prompt_en
     if step.modal == "inpaint":
@@ -394,24 +322,27 @@ async def _again(key: str, upload: Upload) -> str:
 
 
 async def modal(request: Request) -> Response:
-    body = await _body(request)
+    body = await read_body(request)
     if isinstance(body, Response):
         return body
-    task_id, prompt = _text(body, "taskId"), _text(body, "prompt")
+    task_id, prompt = str_field(body, "taskId"), str_field(body, "prompt")
     if not task_id or not prompt:
-        return _reply(_vo(4, BAD_PARAMS))
+        return reply(vo(4, BAD_PARAMS))
     task = _parent(request, task_id)
     if isinstance(task, Response):
         return task
     if not task.modal:
-        return _reply(_vo(4, BAD_STATE))
+        return reply(vo(4, BAD_STATE))
     mask = None
     if task.modal == "inpaint":
-        uploads = await _uploads([_text(body, "maskBase64")]) if _text(body, "maskBase64") else None
-        if not uploads:
-            return _reply(_vo(4, "maskBase64不能为空" if not _text(body, "maskBase64") else BAD_BASE64))
-        mask = uploads[0][0]
-    started = await _begin(request, "mj_modal")
+        given = str_field(body, "maskBase64")
+        if not given:
+            return reply(vo(4, "maskBase64不能为空"))
+        masks = await read_images([given])
+        if not masks:
+            return reply(vo(4, BAD_BASE64))
+        mask = masks[0][0]
+    started = await open_mj(request, "mj_modal")
     if isinstance(started, Response):
         return started
     ev, fault = started
@@ -421,86 +352,19 @@ async def modal(request: Request) -> Response:
         return json_answer(refused, fault, ev)
     picture = await asyncio.to_thread(modal_picture, task, prompt, mask)
     if picture is None:
-        return json_answer(_vo(3, NO_TASK), fault, ev)
+        return json_answer(vo(3, NO_TASK), fault, ev)
     state = mj_state(request)
     task.picture, task.prompt, task.prompt_en = picture, task.prompt or prompt, prompt
     task.modal, task.started, task.buttons = "", state.now(), "grid"
     task.fail_reason = marks.fail if marks.fail is not None else task.fail_reason
     task.stuck |= marks.stuck
     task.no_callback |= marks.no_callback
-    task.notify_hook = _text(body, "notifyHook") or task.notify_hook
+    task.notify_hook = str_field(body, "notifyHook") or task.notify_hook
     if isinstance(body.get("state"), str):
         task.state = body["state"]
     state.book.add(task)  # its weight changed with the mask
     mj_notify.start(state, task)
-    return json_answer(_vo(1, SUBMITTED_OK, task.id), fault, ev)
-
-
-async def _open_query(request: Request) -> tuple[SimEvent, Fault] | Response:
-    if not mj_authorized(request):
-        return Response(status_code=401)
-    return await _begin(request, "")
-
-
-async def fetch(request: Request) -> Response:
-    started = await _open_query(request)
-    if isinstance(started, Response):
-        return started
-    ev, fault = started
-    state = mj_state(request)
-    task = state.book.get(request.path_params["task_id"])
-    if task is None:
-        ev.end("completed")
-        return Response(b"", media_type="application/json")  # Spring's answer for a null task
-    return json_answer(task.as_json(state.now()), fault, ev)
-
-
-async def list_by_condition(request: Request) -> Response:
-    body = await _body(request)
-    if isinstance(body, Response):
-        return body
-    started = await _begin(request, "")
-    if isinstance(started, Response):
-        return started
-    ev, fault = started
-    state = mj_state(request)
-    ids = body.get("ids")
-    now = state.now()
-    found = [state.book.get(i) for i in ids if isinstance(i, str)] if isinstance(ids, list) else []
-    return json_answer([t.as_json(now) for t in found if t is not None], fault, ev)
-
-
-async def image_seed(request: Request) -> Response:
-    started = await _open_query(request)
-    if isinstance(started, Response):
-        return started
-    ev, fault = started
-    state = mj_state(request)
-    task = state.book.get(request.path_params["task_id"])
-    if task is None:
-        return json_answer(_vo(3, NO_TASK), fault, ev, status=404)
-    if task.picture is None or task.phase(state.now()).status != SUCCESS:
-        return json_answer(_vo(4, BAD_STATE), fault, ev, status=400)
-    return json_answer(_vo(1, "成功", task.seed()), fault, ev)
-
-
-async def get_image(request: Request) -> Response:
-    """The task's picture, like a Discord CDN link: no key needed. `?progress=N` gives the
-    blurred preview linked while the task runs."""
-    name: str = request.path_params["name"]
-    state = mj_state(request)
-    task = state.book.get(name.removesuffix(".png"))
-    if task is None or task.picture is None or task.modal:
-        return Response(b"Not Found", 404, media_type="text/plain")
-    status = task.phase(time.time()).status
-    progress = request.query_params.get("progress", "")
-    if status == "FAILURE":
-        return Response(b"Not Found", 404, media_type="text/plain")
-    if progress.isdigit() and int(progress) < 100:
-        data = await asyncio.to_thread(state.renderer.preview, task.picture, int(progress))
-    else:
-        data = await asyncio.to_thread(state.renderer.png, task.picture)
-    return Response(data, media_type="image/png", headers={"cache-control": "public, max-age=86400"})
+    return json_answer(vo(1, SUBMITTED_OK, task.id), fault, ev)
 
 
 def _core() -> list[BaseRoute]:
