@@ -8,7 +8,10 @@ from collections.abc import Iterator
 import httpx
 import numpy as np
 import pytest
+from starlette.applications import Starlette
+from starlette.routing import Mount
 
+from aitre.simulator.app import create_simulator_app
 from tests.simulator.mjkit import (
     STEP,
     act,
@@ -334,3 +337,19 @@ def test_speed_prefixes_and_config_checks(http: httpx.Client) -> None:
     assert http.post("/_sim/config", json={"mj_step_seconds": -1}).status_code == 400
     assert http.post("/_sim/config", json={"mj_steps": 0}).status_code == 400
     assert http.post("/_sim/config", json={"mj_step_seconds": STEP}).json()["mj_step_seconds"] == STEP
+
+
+async def test_image_urls_follow_the_mount_point() -> None:
+    """Mounted like the gateway mounts it (`/sim`), even behind a fault prefix, imageUrl points
+    under `/sim`."""
+    outer = Starlette(routes=[Mount("/sim", app=create_simulator_app())])
+    async with httpx.AsyncClient(
+        transport=httpx.ASGITransport(app=outer), base_url="http://gw.test"
+    ) as client:
+        r = await client.post("/sim/_sim/config", json={"mj_step_seconds": 0})
+        assert r.json()["mj_step_seconds"] == 0
+        answer = (await client.post("/sim/f/delay=0/mj/submit/imagine", json={"prompt": "mounted"})).json()
+        task = (await client.get(f"/sim/mj/task/{answer['result']}/fetch")).json()
+        assert task["status"] == "SUCCESS"
+        assert task["imageUrl"] == f"http://gw.test/sim/mj/image/{answer['result']}.png"
+        assert (await client.get(task["imageUrl"])).headers["content-type"] == "image/png"
