@@ -3,6 +3,7 @@ they make, describe, shorten, blend, swap_face, the modal flow and the task quer
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator
 
 import httpx
@@ -40,6 +41,7 @@ def fast_clock(http: httpx.Client) -> Iterator[None]:
 
 
 def test_imagine_runs_on_a_clock_to_a_real_grid(http: httpx.Client, simulator: Simulator) -> None:
+    http.post("/_sim/config", json={"mj_step_seconds": 0.2}).raise_for_status()  # room to see each step
     answer = submit(http, "imagine", prompt="a red fox in the snow", state="mine", botType="MID_JOURNEY")
     assert answer["code"] == 1 and answer["description"] == "提交成功"
     task_id = answer["result"]
@@ -73,12 +75,12 @@ def test_imagine_runs_on_a_clock_to_a_real_grid(http: httpx.Client, simulator: S
 
 
 def test_a_running_task_links_a_preview(http: httpx.Client) -> None:
-    http.post("/_sim/config", json={"mj_step_seconds": 0.5}).raise_for_status()
+    http.post("/_sim/config", json={"mj_step_seconds": 1.0}).raise_for_status()
     task_id = submit(http, "imagine", prompt="a slow boat")["result"]
     task = fetch(http, task_id)
     assert task["status"] == "SUBMITTED" and task["imageUrl"] is None and task["buttons"] == []
     while (task := fetch(http, task_id))["status"] == "SUBMITTED":
-        pass
+        time.sleep(0.02)
     assert task["status"] == "IN_PROGRESS" and task["progress"] == "20%"
     assert task["imageUrl"].endswith(f"/mj/image/{task_id}.png?progress=20")
     assert picture(task["imageUrl"]).size == (256, 256)

@@ -36,6 +36,7 @@ def keyed(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Simulator]:
 
 
 def test_notify_hook_gets_every_status(http: httpx.Client, hooks: Hooks) -> None:
+    http.post("/_sim/config", json={"mj_step_seconds": 0.2}).raise_for_status()  # room to see each step
     answer = submit(http, "imagine", prompt="call me back", notifyHook=hooks.url("a"), state="s1")
     task, _ = run(http, answer["result"])
     calls = wait_until(lambda: (got := hooks.got("a")) and got[-1]["status"] == "SUCCESS" and got)
@@ -67,6 +68,7 @@ def test_actions_and_modals_call_back_too(http: httpx.Client, hooks: Hooks) -> N
 
 
 def test_sim_fail_marker_ends_in_failure(http: httpx.Client, hooks: Hooks) -> None:
+    http.post("/_sim/config", json={"mj_step_seconds": 0.2}).raise_for_status()
     answer = submit(
         http, "imagine", prompt="a cat --sim-fail Invalid parameter --ar 1:1", notifyHook=hooks.url("f")
     )
@@ -90,11 +92,11 @@ def test_banned_prompt_is_refused(http: httpx.Client) -> None:
 
 def test_stuck_task_never_finishes(http: httpx.Client, hooks: Hooks) -> None:
     answer = submit(http, "imagine", prompt="forever --sim-stuck", notifyHook=hooks.url("s"))
-    time.sleep(STEP * 12)
+    calls = wait_until(lambda: (got := hooks.got("s")) and got[-1]["progress"] == "80%" and got)
+    time.sleep(STEP * 6)  # past the time it would have ended
     task = fetch(http, answer["result"])
     assert task["status"] == "IN_PROGRESS" and task["progress"] == "80%" and task["finishTime"] is None
-    calls = hooks.got("s")
-    assert calls and calls[-1]["progress"] == "80%" and all(c["status"] != "SUCCESS" for c in calls)
+    assert hooks.got("s") == calls and all(c["status"] == "SUBMITTED" for c in calls[:1])
     seed = http.get(f"/mj/task/{answer['result']}/image-seed")
     assert seed.status_code == 400 and seed.json()["code"] == 4
 
