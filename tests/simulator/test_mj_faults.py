@@ -109,6 +109,19 @@ def test_no_callback_marker_keeps_the_hook_silent(http: httpx.Client, hooks: Hoo
     assert loud["code"] == 1 and hooks.got("quiet") == []
 
 
+def test_fault_items_in_a_header_or_a_path_prefix(http: httpx.Client, hooks: Hooks) -> None:
+    r = http.post("/mj/submit/imagine", json={"prompt": "fine words"}, headers={"x-sim-fault": "mj_banned"})
+    assert r.json()["code"] == 24
+    r = http.post("/f/mj_no_callback/mj/submit/imagine", json={"prompt": "shh", "notifyHook": hooks.url("q")})
+    assert run(http, r.json()["result"])[0]["status"] == "SUCCESS"
+    r = http.post(
+        "/f/mj_fail=Broken/mj/submit/blend", json={"base64Array": ["data:image/png;base64," + _PIXEL] * 2}
+    )
+    assert run(http, r.json()["result"])[0]["failReason"] == "Broken"
+    time.sleep(STEP * 2)
+    assert hooks.got("q") == []
+
+
 def test_fault_rules_reach_tasks_and_submits(http: httpx.Client, simulator: Simulator) -> None:
     grid = done(http, "imagine", prompt="rules")
     simulator.set_faults({"spec": "mj_fail=Upstream broke", "path": "/mj/submit/action", "times": 1})
