@@ -22,6 +22,8 @@ from aitre.simulator.common import (
     unauthorized,
     unknown_model,
 )
+from aitre.simulator.mj import MjState
+from aitre.simulator.mj_http import mj_state
 from aitre.simulator.routes_audio import speech, transcriptions, translations
 from aitre.simulator.routes_bfl import get_result, submit
 from aitre.simulator.routes_billing import subscription, usage
@@ -29,6 +31,7 @@ from aitre.simulator.routes_chat import chat_completions
 from aitre.simulator.routes_completions import completions
 from aitre.simulator.routes_embeddings import embeddings
 from aitre.simulator.routes_images import edits, generations, get_file
+from aitre.simulator.routes_mj import mj_routes
 from aitre.tokenizer import Tokenizer
 
 __all__ = ["KeySource", "SimState", "create_simulator_app"]
@@ -78,7 +81,8 @@ async def clear_faults(request: Request) -> Response:
 
 
 async def set_config(request: Request) -> Response:
-    """Runtime settings: `{"pending_polls": N}` (how many BFL polls answer `Pending`)."""
+    """Runtime settings: `{"pending_polls": N}` (how many BFL polls answer `Pending`),
+    `mj_step_seconds` and `mj_steps` (the clock of new MJ tasks)."""
     state = sim(request)
     try:
         body = orjson.loads(await request.body())
@@ -87,8 +91,12 @@ async def set_config(request: Request) -> Response:
     polls = body.get("pending_polls", state.pending_polls) if isinstance(body, dict) else None
     if type(polls) is not int or polls < 0:
         return bad_request("`pending_polls` must be a non-negative integer.")
+    mj_error = mj_state(request).configure(body)
+    if mj_error:
+        return bad_request(mj_error)
     state.pending_polls = polls
-    return Response(orjson.dumps({"pending_polls": state.pending_polls}), media_type="application/json")
+    answer = {"pending_polls": state.pending_polls, **mj_state(request).settings()}
+    return Response(orjson.dumps(answer), media_type="application/json")
 
 
 def _api_routes() -> list[BaseRoute]:
@@ -108,6 +116,7 @@ def _api_routes() -> list[BaseRoute]:
         Route("/v1/get_result", get_result, methods=["GET"]),
         # Last: BFL's submit path is any single segment under /v1.
         Route("/v1/{model}", submit, methods=["POST"]),
+        *mj_routes(),
     ]
 
 
@@ -125,4 +134,5 @@ def create_simulator_app(
     ]
     app = Starlette(routes=routes, middleware=[Middleware(RootPathMiddleware)])
     app.state.sim = SimState(tokenizer=tokenizer or Tokenizer(), keys=keys, pending_polls=pending_polls)
+    app.state.mj = MjState()
     return app

@@ -14,6 +14,12 @@ A fault spec is a comma- or semicolon-separated list of `name[=value]` items:
 | `bad_json` | answer 200 with a body that is not JSON |
 | `no_usage` | leave `usage` out of the answer (and out of the stream) |
 | `p=X` | apply the fault with probability X (0..1) |
+| `mj_fail=REASON` | MJ: the submitted task ends in FAILURE with REASON |
+| `mj_banned` | MJ: the submit is refused with code 24 (banned prompt) |
+| `mj_stuck` | MJ: the task stays IN_PROGRESS forever |
+| `mj_no_callback` | MJ: the task never calls its notifyHook |
+| `mj_queued=N` | MJ: the submit answers code 22 (queued behind N tasks); the task runs as usual |
+| `mj_queue_full` | MJ: the submit is refused with code 23 (queue full) |
 
 It comes from (first match wins): the `x-sim-fault` request header, a `/f/<spec>/` path prefix
 (so a channel's base URL can carry it), or the runtime rules set with `POST /_sim/faults`.
@@ -37,6 +43,13 @@ class Fault:
     chunk_delay: float = 0.0
     bad_json: bool = False
     no_usage: bool = False
+    # midjourney-proxy task outcomes (see routes_mj.py); they act on the task, not the HTTP answer.
+    mj_fail: str | None = None
+    mj_banned: bool = False
+    mj_stuck: bool = False
+    mj_no_callback: bool = False
+    mj_queued: int = 0
+    mj_queue_full: bool = False
 
     @property
     def active(self) -> bool:
@@ -49,6 +62,12 @@ class Fault:
             or self.chunk_delay
             or self.bad_json
             or self.no_usage
+            or self.mj_fail is not None
+            or self.mj_banned
+            or self.mj_stuck
+            or self.mj_no_callback
+            or self.mj_queued
+            or self.mj_queue_full
         )
 
 
@@ -79,6 +98,8 @@ def parse_fault(spec: str, rng: random.Random | None = None) -> Fault:
             fault.bad_json = True
         elif name == "no_usage":
             fault.no_usage = True
+        elif name.startswith("mj_"):
+            _parse_mj(fault, name, value)
         elif name == "p":
             probability = float(value)
         else:
@@ -86,6 +107,23 @@ def parse_fault(spec: str, rng: random.Random | None = None) -> Fault:
     if probability < 1.0 and (rng or random).random() >= probability:
         return Fault()
     return fault
+
+
+def _parse_mj(fault: Fault, name: str, value: str) -> None:
+    if name == "mj_fail":
+        fault.mj_fail = value.strip() or "Simulated failure"
+    elif name == "mj_banned":
+        fault.mj_banned = True
+    elif name == "mj_stuck":
+        fault.mj_stuck = True
+    elif name == "mj_no_callback":
+        fault.mj_no_callback = True
+    elif name == "mj_queued":
+        fault.mj_queued = int(value or 1)
+    elif name == "mj_queue_full":
+        fault.mj_queue_full = True
+    else:
+        raise ValueError(f"unknown fault item {name!r}")
 
 
 @dataclass(slots=True)
