@@ -28,9 +28,10 @@ U8 = NDArray[np.uint8]
 Planes = tuple[U8, U8, U8]
 
 OPAQUE = 0.85  # above this opacity, undoing the blend amplifies noise more than 6×: do not try
-_STATIC_DIFF = 4.0  # mean |luma difference| under which a neighbouring frame counts as the same picture
+_STATIC_DIFF = 8.0  # mean |difference| (Y + U + V) under which a neighbouring frame shows the same picture
+_STATIC_WINDOW = 9  # ... over the trusted pixels in a window this wide around each pixel
 _SMOOTH, _SMOOTH_C = 0.7, 0.5  # Gaussian sigma over recovered luma / chroma pixels
-_LEAN = 0.2  # k in the weight (1 - a)² / ((1 - a)² + k) of the recovered pixel against the painted one
+_LEAN = 0.2  # k in the weight (1 - a)² / ((1 - a)² + k / d²) of the recovered pixel against the painted one
 _MARGIN = 4  # pixels of context around the mark given to inpainting (even: keeps the chroma grid)
 
 
@@ -60,6 +61,8 @@ class Placed:
     alpha_c: F32
     u: F32
     v: F32
+    depth: F32  # distance to the nearest pixel outside the mark: how far inpainting must reach
+    depth_c: F32
 
     @property
     def covered(self) -> NDArray[np.bool_]:
@@ -127,7 +130,7 @@ class Filler:
         weight = np.maximum(alpha_c, 1e-6)
         u_c = _f32(cv2.resize(u * alpha, half, interpolation=cv2.INTER_AREA) / weight)
         v_c = _f32(cv2.resize(v * alpha, half, interpolation=cv2.INTER_AREA) / weight)
-        return Placed(box, alpha, luma, alpha_c, u_c, v_c)
+        return Placed(box, alpha, luma, alpha_c, u_c, v_c, _depth(alpha), _depth(alpha_c))
 
     def plate(self, frame: int, planes: Planes, box: Box, spot: Placement | None) -> Plate:
         """Copy `box` out of a frame whose own mark (if any) sits at `spot`."""
@@ -159,9 +162,10 @@ class Filler:
         painted = _painted(planes, p.box, covered)
         if self.invert:
             lo, hi = (0.0, 255.0) if self.full_range else (12.0, 239.0)
-            est_y, bad = self._undo(y[ys, xs], p.alpha, p.luma, painted[0], lo, hi, _SMOOTH)
-            est_u, bad_u = self._undo(u[cys, cxs], p.alpha_c, p.u, painted[1], 0.0, 255.0, _SMOOTH_C)
-            est_v, bad_v = self._undo(v[cys, cxs], p.alpha_c, p.v, painted[2], 0.0, 255.0, _SMOOTH_C)
+            est_y, bad = self._undo(y[ys, xs], p.alpha, p.luma, p.depth, painted[0], (lo, hi), _SMOOTH)
+            full = (0.0, 255.0)
+            est_u, bad_u = self._undo(u[cys, cxs], p.alpha_c, p.u, p.depth_c, painted[1], full, _SMOOTH_C)
+            est_v, bad_v = self._undo(v[cys, cxs], p.alpha_c, p.v, p.depth_c, painted[2], full, _SMOOTH_C)
             bad |= np.repeat(np.repeat(bad_u | bad_v, 2, axis=0), 2, axis=1)
             bad &= covered
         else:
@@ -175,20 +179,26 @@ class Filler:
 
     @staticmethod
     def _undo(
-        seen: U8, alpha: F32, colour: F32, painted: F32, lo: float, hi: float, smooth: float
+        seen: U8,
+        alpha: F32,
+        colour: F32,
+        depth: F32,
+        painted: F32,
+        valid: tuple[float, float],
+        smooth: float,
     ) -> tuple[F32, NDArray[np.bool_]]:
-        """The blend undone, smoothed, and leaning on the painted-in estimate as the opacity (and
-        with it the noise the division amplifies) grows; plus the pixels not to trust at all.
+        """The blend undone, smoothed, and mixed with the painted-in estimate by how much each
+        is to be trusted; plus the pixels where undoing it cannot be trusted at all.
 
-        Coding noise is worst at the mark's sharp edges, and undoing the blend multiplies it by
-        1 / (1 - a): a light blur of the recovered pixels and a weight of
-        (1 - a)² / ((1 - a)² + k) against inpainting take most of it out (+8 dB on the bench's
-        clips against undoing the blend alone).
+        Undoing the blend multiplies coding noise (worst at the mark's sharp edges) by 1 / (1 - a);
+        painting in errs more the further a pixel is from the mark's outside (`depth`). So a light
+        blur of the recovered pixels, then a weight of (1 - a)² / ((1 - a)² + k / depth²) for them
+        against the painted ones: thin strokes lean on painting, wide opaque areas on undoing.
         """
-        est, bad = _unblend(seen.astype(np.float32), alpha, colour, lo, hi)
+        est, bad = _unblend(seen.astype(np.float32), alpha, colour, *valid)
         est = _f32(cv2.GaussianBlur(est, (0, 0), smooth))
         keep = (1.0 - alpha) ** 2
-        weight = keep / (keep + _LEAN)
+        weight = keep / (keep + _LEAN / (depth * depth))
         return np.where(bad, painted, weight * est + (1.0 - weight) * painted).astype(np.float32), bad
 
     def _borrow(
@@ -212,12 +222,9 @@ class Filler:
         cys, cxs = p.box.chroma()
         todo = todo.copy()
         for plate in plates:
-            usable = todo & plate.valid
-            check = evidence & plate.valid
-            if not usable.any() or check.sum() < 16:
-                continue
-            diff = np.abs(y[ys, xs][check].astype(np.float32) - plate.planes[0][check].astype(np.float32))
-            if float(diff.mean()) > _STATIC_DIFF:
+            near = _static_near((y[ys, xs], u[cys, cxs], v[cys, cxs]), plate, evidence)
+            usable = todo & plate.valid & near
+            if not usable.any():
                 continue
             y[ys, xs][usable] = plate.planes[0][usable]
             usable_c = _blocks(usable).any(axis=(1, 3)) & _blocks(plate.valid).all(axis=(1, 3))
@@ -240,6 +247,29 @@ def _painted(planes: Planes, box: Box, covered: NDArray[np.bool_]) -> tuple[F32,
         _f32(cv2.inpaint(np.ascontiguousarray(u[cys, cxs]), mask_c, 2, cv2.INPAINT_TELEA)),
         _f32(cv2.inpaint(np.ascontiguousarray(v[cys, cxs]), mask_c, 2, cv2.INPAINT_TELEA)),
     )
+
+
+def _static_near(box: Planes, plate: Plate, evidence: NDArray[np.bool_]) -> NDArray[np.bool_]:
+    """Pixels around which the plate shows the same picture as this frame: the mean difference
+    (luma and chroma: a green object can have the brightness of the grey behind it) over the
+    trusted pixels of a window around each is small. A moving object that crosses one corner of
+    the box disqualifies that corner, not the whole plate."""
+    trusted = (evidence & plate.valid).astype(np.float32)
+    diff = np.abs(box[0].astype(np.float32) - plate.planes[0].astype(np.float32))
+    for mine, theirs in zip(box[1:], plate.planes[1:], strict=True):
+        chroma = np.abs(mine.astype(np.float32) - theirs.astype(np.float32))
+        diff += np.repeat(np.repeat(chroma, 2, axis=0), 2, axis=1)
+    diff *= trusted
+    window = (_STATIC_WINDOW, _STATIC_WINDOW)
+    count = _f32(cv2.boxFilter(trusted, -1, window, normalize=False))
+    total = _f32(cv2.boxFilter(diff, -1, window, normalize=False))
+    return (count >= _STATIC_WINDOW) & (total <= _STATIC_DIFF * count)
+
+
+def _depth(alpha: F32) -> F32:
+    inside = np.where(alpha > 0, np.uint8(1), np.uint8(0)).astype(np.uint8)
+    # the box has a margin around the mark, so every covered pixel has an outside to measure to
+    return np.maximum(_f32(cv2.distanceTransform(inside, cv2.DIST_L2, 3)), 1.0)
 
 
 def _mask255(mask: NDArray[np.bool_]) -> U8:

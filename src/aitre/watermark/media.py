@@ -84,8 +84,10 @@ def planes_of(frame: av.VideoFrame) -> tuple[U8, Planes]:
         frame = frame.reformat(format="yuv420p")
     buf = np.asarray(frame.to_ndarray(), dtype=np.uint8)
     h, w = frame.height, frame.width
-    q = h // 4
-    return buf, (buf[:h], buf[h : h + q].reshape(h // 2, w // 2), buf[h + q :].reshape(h // 2, w // 2))
+    # PyAV packs the planes back to back (H×W, then two (H/2)×(W/2)), as rows of W samples
+    flat, n, c = buf.reshape(-1), h * w, (h // 2) * (w // 2)
+    y = flat[:n].reshape(h, w)
+    return buf, (y, flat[n : n + c].reshape(h // 2, w // 2), flat[n + c : n + 2 * c].reshape(h // 2, w // 2))
 
 
 def is_full_range(frame: av.VideoFrame) -> bool:
@@ -123,7 +125,7 @@ class Output:
         if not self._colour_set:
             # keep the input's colour description, or players shift colours and brightness
             ctx = self.video.codec_context
-            ctx.color_range = _JPEG_RANGE if is_full_range(like) else 1
+            ctx.color_range = _JPEG_RANGE if is_full_range(like) else like.color_range
             ctx.colorspace, ctx.color_primaries, ctx.color_trc = (
                 like.colorspace,
                 like.color_primaries,
