@@ -116,8 +116,8 @@ def write_clip(path: Path, spec: ClipSpec, frames: list[U8], crf: int = 18) -> N
     with av.open(str(path), "w") as out:
         video = out.add_stream("libx264", rate=spec.fps)
         video.width, video.height, video.pix_fmt = spec.width, spec.height, "yuv420p"
-        video.options = {"crf": str(crf), "preset": "veryfast"}
-        video.codec_context.options = {"threads": "1"}
+        video.codec_context.options = {"crf": str(crf), "preset": "veryfast"}
+        video.codec_context.thread_count = 1
         audio = out.add_stream("aac", rate=48000, layout="stereo") if spec.audio else None
         for i, rgb in enumerate(frames):
             frame = av.VideoFrame.from_ndarray(rgb, format="rgb24")

@@ -98,14 +98,16 @@ class Output:
     """The mp4 being written: video encoded from planes, audio packets copied or re-encoded."""
 
     def __init__(self, dst: Path, inp: Any, info: VideoInfo, options: EngineOptions) -> None:
-        self.container: Any = av.open(str(dst), mode="w", format="mp4")
+        # faststart: the index goes first, so a browser starts playing before the whole file is in
+        self.container: Any = av.open(str(dst), mode="w", format="mp4", options={"movflags": "+faststart"})
         src_video = inp.streams.video[0]
         self.video: Any = self.container.add_stream("libx264", rate=info.fps)
         self.video.width, self.video.height, self.video.pix_fmt = info.width, info.height, "yuv420p"
         self.video.time_base = src_video.time_base
-        self.video.options = {"crf": str(options.crf), "preset": options.preset}
-        # one thread per job: the pool's size is the number of cores it may take
-        self.video.codec_context.options = {"threads": "1"}
+        # one dict: `stream.options` and `codec_context.options` are the same, a second assignment
+        # replaces the first. One thread per job: the pool's size is the number of cores it takes.
+        self.video.codec_context.options = {"crf": str(options.crf), "preset": options.preset}
+        self.video.codec_context.thread_count = 1
         self.in_audio: Any = inp.streams.audio[0] if inp.streams.audio else None
         self.audio: Any = None
         self.resampler: Any = None
