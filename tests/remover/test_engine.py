@@ -97,3 +97,17 @@ def test_the_shipped_mark_is_the_generators_output() -> None:
     assert shipped.shape == drawn.shape == (44, 120, 4)
     assert int(np.abs(shipped.astype(int) - drawn.astype(int)).max()) <= 1
     assert 100 < int(shipped[..., 3].max()) < 200  # semi-transparent
+
+
+def test_the_quality_setting_reaches_the_encoder(small_clip: MadeClip, tmp_path: Path) -> None:
+    fine = _remove(small_clip.marked, tmp_path / "fine.mp4", crf=12)
+    coarse = _remove(small_clip.marked, tmp_path / "coarse.mp4", crf=36, preset="ultrafast")
+    assert fine.frames == coarse.frames  # type: ignore[attr-defined]
+    assert (tmp_path / "coarse.mp4").stat().st_size * 3 < (tmp_path / "fine.mp4").stat().st_size
+
+
+def test_the_output_is_browser_friendly(small_clip: MadeClip, tmp_path: Path) -> None:
+    """H.264 in mp4 with the index (moov) ahead of the media data (mdat): plays while it loads."""
+    _remove(small_clip.marked, tmp_path / "out.mp4")
+    head = (tmp_path / "out.mp4").read_bytes()
+    assert head.index(b"moov") < head.index(b"mdat")

@@ -135,3 +135,17 @@ def _pid_alive(pid: int) -> bool:
         return psutil.Process(pid).status() != psutil.STATUS_ZOMBIE
     except psutil.NoSuchProcess:
         return False
+
+
+async def test_a_worker_that_died_while_idle_is_replaced(
+    small_clip: MadeClip, make_remover: Callable[..., WatermarkRemover], tmp_path: Path
+) -> None:
+    remover = make_remover(workers=1)
+    await remover.remove_watermark(small_clip.marked, tmp_path / "a.mp4")
+    (idle,) = worker_pids()
+    os.kill(idle, signal.SIGKILL)
+
+    # into a folder that does not exist yet, too
+    await remover.remove_watermark(small_clip.marked, tmp_path / "sub" / "b.mp4")
+    assert (tmp_path / "sub" / "b.mp4").is_file()
+    assert idle not in worker_pids() and len(worker_pids()) == 1

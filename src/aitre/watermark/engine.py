@@ -14,9 +14,10 @@ memory (a 20 s 1080p clip is 3 GB of raw frames).
 
 from __future__ import annotations
 
+import contextlib
 import shutil
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -187,7 +188,8 @@ def _encode(
     plates: dict[int, list[Plate]],
     progress: Progress,
 ) -> AudioMode:
-    out = Output(dst, inp, info, options)
+    with writing():
+        out = Output(dst, inp, info, options)
     streams = [inp.streams.video[0]] + ([out.in_audio] if out.in_audio is not None else [])
     index = 0
     run_first = 0
@@ -206,14 +208,25 @@ def _encode(
                         run_first = index
                     near = sorted(plates.get(run_first, []), key=lambda p: abs(p.frame - index))
                     filler.fill(planes, spot, near)
-                out.write_video(buf, frame)
+                with writing():
+                    out.write_video(buf, frame)
                 index += 1
                 progress(index / len(placements))
-        out.close()
+        with writing():
+            out.close()
     except BaseException:
         out.abort()
         raise
     return out.audio_mode
+
+
+@contextlib.contextmanager
+def writing() -> Iterator[None]:
+    """Failing to write the output (a full disk, a bad folder) is our fault, not the video's."""
+    try:
+        yield
+    except av.error.FFmpegError as exc:
+        raise RemoverError("remover_failed", f"cannot write the cleaned video ({exc})") from None
 
 
 def _scaled(progress: Progress, lo: float, hi: float) -> Progress:

@@ -66,6 +66,13 @@ class RemoverConfig:
         )
 
 
+class _NotStarted(RemoverError):
+    """The worker was gone before it took the job (it died while idle): the job can go elsewhere."""
+
+    def __init__(self) -> None:
+        super().__init__("remover_crashed", "the watermark-removal worker died before the job started")
+
+
 class _Worker:
     def __init__(self, proc: asyncio.subprocess.Process) -> None:
         self.proc = proc
@@ -100,8 +107,13 @@ class _Worker:
 
     async def run(self, job: dict[str, Any], on_progress: OnProgress | None) -> Report:
         assert self.proc.stdin is not None
-        self.proc.stdin.write(json.dumps(job).encode() + b"\n")
-        await self.proc.stdin.drain()
+        try:
+            self.proc.stdin.write(json.dumps(job).encode() + b"\n")
+            await self.proc.stdin.drain()
+            if not (await self._receive()).get("started"):
+                raise RemoverError("remover_crashed", "the worker did not take the job")
+        except (BrokenPipeError, ConnectionResetError, RemoverError):
+            raise _NotStarted() from None
         while True:
             message = await self._receive()
             if "progress" in message:
@@ -196,7 +208,11 @@ class WatermarkRemover:
             self._admitted -= 1
 
     async def _run(self, src: Path, dst: Path, limits: Limits, on_progress: OnProgress | None) -> Report:
-        worker = self._idle.pop() if self._idle else await _Worker.start(self.python)
+        await asyncio.to_thread(dst.parent.mkdir, parents=True, exist_ok=True)
+        while self._idle and not self._idle[-1].alive:
+            await self._idle.pop().kill()  # died while idle: reap it
+        reused = bool(self._idle)
+        worker = self._idle.pop() if reused else await _Worker.start(self.python)
         self._busy.add(worker)
         part = dst.with_name(f".{dst.name}.{secrets.token_hex(6)}.part")
         job = {
@@ -209,7 +225,17 @@ class WatermarkRemover:
         try:
             try:
                 async with asyncio.timeout(self.config.job_timeout):
-                    report = await worker.run(job, on_progress)
+                    try:
+                        report = await worker.run(job, on_progress)
+                    except _NotStarted:
+                        if not reused:
+                            raise
+                        # a warm worker that died unnoticed while idle: once more on a new one
+                        self._busy.discard(worker)
+                        await asyncio.shield(worker.kill())
+                        worker = await _Worker.start(self.python)
+                        self._busy.add(worker)
+                        report = await worker.run(job, on_progress)
             except TimeoutError:
                 raise RemoverError(
                     "remover_timeout",

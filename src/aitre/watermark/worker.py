@@ -1,7 +1,8 @@
 """A worker process: `python -m aitre.watermark.worker`, run by `runner.py`, one job at a time.
 
 The protocol is JSON lines. In, on stdin: `{"src", "dst", "options", "limits"}`. Out, on stdout:
-`{"progress": 0.42}` now and then, then `{"report": {...}}` or `{"error": {"code", "message"}}`.
+`{"started": true}`, `{"progress": 0.42}` now and then, then `{"report": {...}}` or
+`{"error": {"code", "message"}}`.
 The worker ends when its stdin closes — also in the middle of a job, so a gateway that dies
 takes its workers with it.
 """
@@ -39,6 +40,7 @@ def main() -> int:
     _send(out, {"ready": True})
     while True:
         job = jobs.get()
+        _send(out, {"started": True})
         last = 0.0
 
         def progress(fraction: float) -> None:
