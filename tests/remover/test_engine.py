@@ -111,3 +111,34 @@ def test_the_output_is_browser_friendly(small_clip: MadeClip, tmp_path: Path) ->
     _remove(small_clip.marked, tmp_path / "out.mp4")
     head = (tmp_path / "out.mp4").read_bytes()
     assert head.index(b"moov") < head.index(b"mdat")
+
+
+def test_a_full_range_video_stays_full_range(template: MarkTemplate, tmp_path: Path) -> None:
+    """JPEG-range samples (0..255, white is 255, not 235): the blend is undone against the right
+    white, and the output says it is full range, or players would shift its levels."""
+    from fractions import Fraction
+
+    from tests.remover.clips import Scene, blend, overlays
+
+    spec = ClipSpec(width=480, height=270, seconds=1.0, jump_every=0.5, audio=False)
+    scene, marks = Scene(spec), overlays(spec, template)
+    src = tmp_path / "full.mp4"
+    with av.open(str(src), "w") as out:
+        video = out.add_stream("libx264", rate=spec.fps)
+        video.width, video.height, video.pix_fmt = spec.width, spec.height, "yuvj420p"
+        video.codec_context.options = {"crf": "18", "preset": "veryfast"}
+        video.codec_context.color_range = 2
+        for i in range(spec.frames):
+            rgb = blend(scene.frame(i), marks[i])
+            frame = av.VideoFrame.from_ndarray(rgb, format="rgb24").reformat(format="yuvj420p")
+            frame.pts, frame.time_base = i, Fraction(1, spec.fps)
+            out.mux(video.encode(frame))
+        out.mux(video.encode(None))
+    clip = MadeClip(spec, scene, marks, src, src)
+
+    _remove(src, tmp_path / "out.mp4")
+
+    with av.open(str(tmp_path / "out.mp4")) as c:
+        assert next(c.decode(video=0)).color_range == 2
+    quality = measure(clip, decode_rgb(tmp_path / "out.mp4"))
+    assert quality.mark_psnr > 32, quality

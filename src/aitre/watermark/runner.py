@@ -86,6 +86,8 @@ class _Worker:
             stdin=asyncio.subprocess.PIPE,
             stdout=asyncio.subprocess.PIPE,
             limit=_LINE_LIMIT,
+            # a terminal's Ctrl-C is for the gateway, which then closes the workers' stdin
+            start_new_session=True,
         )
         worker = cls(proc)
         try:
