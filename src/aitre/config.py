@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from pydantic import Field, field_validator
 from pydantic_settings import (
@@ -137,6 +137,53 @@ class Settings(BaseSettings):
     image_chat_models: Annotated[list[str], NoDecode] = Field(
         ["gpt-4o-image", "gpt-4o-all", "gemini-2.5-flash-image-preview", "gemini-2.5-flash-image"],
         description="Chat models that make images (comma-separated); answered with markdown image links.",
+    )
+
+    # --- watermark remover (the local `sora_remover` engine) ----------------------------------
+    remover_workers: int = Field(
+        1, ge=1, description="Worker processes that remove watermarks at once (each uses about one core)."
+    )
+    remover_queue: int = Field(
+        4, ge=0, description="Removal jobs that may wait for a free worker; beyond that the remover is busy."
+    )
+    remover_job_timeout_seconds: float = Field(
+        600.0, gt=0, description="Longest one removal may take; its worker is then killed and the job fails."
+    )
+    remover_max_bytes: int = Field(
+        100 * 1024 * 1024, ge=1, description="Largest video the remover takes (bytes)."
+    )
+    remover_max_seconds: float = Field(60.0, gt=0, description="Longest video the remover takes (seconds).")
+    remover_max_pixels: int = Field(
+        1920 * 1080,
+        ge=1,
+        description="Largest frame the remover takes (width × height; 1920×1080 either way).",
+    )
+    remover_mark_path: Path | None = Field(
+        None,
+        description="RGBA PNG of the watermark to remove, at its size on a video whose shorter side is "
+        "`remover_mark_reference_size`. Default: the shipped approximation of the Sora mark.",
+    )
+    remover_mark_reference_size: int = Field(
+        720, ge=16, description="Shorter side of the video on which the mark template is drawn 1:1."
+    )
+    remover_match_threshold: float = Field(
+        0.6, gt=0, lt=1, description="Edge correlation (0..1) a spot needs to count as the mark."
+    )
+    remover_method: Literal["invert", "inpaint"] = Field(
+        "invert",
+        description="`invert`: undo the mark's alpha blend, painting in only where that fails; "
+        "`inpaint`: paint over the whole mark (for marks whose exact template is unknown).",
+    )
+    remover_when_no_mark: Literal["fail", "passthrough"] = Field(
+        "fail",
+        description="A video without the mark: `fail` (error `no_watermark_found`) or `passthrough` "
+        "(the video comes back unchanged).",
+    )
+    remover_crf: int = Field(
+        18, ge=0, le=51, description="x264 quality of the cleaned video (lower: better and larger)."
+    )
+    remover_preset: str = Field(
+        "veryfast", description="x264 speed preset of the cleaned video (ultrafast … veryslow)."
     )
 
     # --- fetching URLs given by clients (reference images) -------------------------------------
