@@ -138,6 +138,16 @@ def render(
     extras: Sequence[Image.Image] = (),
 ) -> bytes:
     """The encoded image (format per `canvas.fmt`)."""
+    return encode(draw(canvas, source, mask, extras), canvas)
+
+
+def draw(
+    canvas: Canvas,
+    source: Image.Image | None = None,
+    mask: Image.Image | None = None,
+    extras: Sequence[Image.Image] = (),
+) -> Image.Image:
+    """The picture `render` encodes, as an RGBA image (video frames start from it)."""
     d = _digest(canvas)
     if source is not None:
         img = _from_source(canvas, d, source, mask)
@@ -149,7 +159,7 @@ def render(
         img.alpha_composite(_shapes(d, canvas.width, canvas.height))
     _thumbnails(img, extras)
     _caption(img, canvas.prompt)
-    return encode(img, canvas)
+    return img
 
 
 def encode(img: Image.Image, canvas: Canvas) -> bytes:
