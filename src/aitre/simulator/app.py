@@ -29,6 +29,7 @@ from aitre.simulator.routes_chat import chat_completions
 from aitre.simulator.routes_completions import completions
 from aitre.simulator.routes_embeddings import embeddings
 from aitre.simulator.routes_images import edits, generations, get_file
+from aitre.simulator.routes_videos import video_routes
 from aitre.tokenizer import Tokenizer
 
 __all__ = ["KeySource", "SimState", "create_simulator_app"]
@@ -78,7 +79,8 @@ async def clear_faults(request: Request) -> Response:
 
 
 async def set_config(request: Request) -> Response:
-    """Runtime settings: `{"pending_polls": N}` (how many BFL polls answer `Pending`)."""
+    """Runtime settings: `{"pending_polls": N}` (how many BFL polls answer `Pending`) and the
+    `video_*` settings of `video_tasks.VideoSettings`."""
     state = sim(request)
     try:
         body = orjson.loads(await request.body())
@@ -87,8 +89,13 @@ async def set_config(request: Request) -> Response:
     polls = body.get("pending_polls", state.pending_polls) if isinstance(body, dict) else None
     if type(polls) is not int or polls < 0:
         return bad_request("`pending_polls` must be a non-negative integer.")
+    try:
+        state.videos.settings.update(body)
+    except ValueError as exc:
+        return bad_request(str(exc))
     state.pending_polls = polls
-    return Response(orjson.dumps({"pending_polls": state.pending_polls}), media_type="application/json")
+    answer = {"pending_polls": state.pending_polls, **state.videos.settings.as_dict()}
+    return Response(orjson.dumps(answer), media_type="application/json")
 
 
 def _api_routes() -> list[BaseRoute]:
@@ -106,6 +113,7 @@ def _api_routes() -> list[BaseRoute]:
         Route("/v1/dashboard/billing/usage", usage, methods=["GET"]),
         Route("/v1/models/{model}", get_model, methods=["GET"]),
         Route("/v1/get_result", get_result, methods=["GET"]),
+        *video_routes(),
         # Last: BFL's submit path is any single segment under /v1.
         Route("/v1/{model}", submit, methods=["POST"]),
     ]
