@@ -156,11 +156,15 @@ def test_a_stuck_task_keeps_the_stream_alive_until_the_client_leaves(simulator: 
                 break  # a keep-alive: nothing happened for two seconds
     progress = [int(n) for n in re.findall(r"Progress (\d+)%", "".join(seen))]
     assert progress[-1] == 50 and not any("click here" in line for line in seen)
-    wait_until(
-        lambda: [
-            e for e in simulator.events() if e["model"] == "sora_video2" and e["outcome"] == "disconnected"
-        ]
-    )
+    # Without streaming there is no answer at all until the client gives up.
+    with pytest.raises(httpx.ReadTimeout):
+        httpx.post(simulator.url + "/v1/chat/completions", json={**body, "stream": False}, timeout=1.0)
+
+    def last(stream: bool) -> str:
+        mine = [e for e in simulator.events() if e["model"] == "sora_video2" and e["stream"] is stream]
+        return str(mine[-1]["outcome"]) if mine else ""
+
+    wait_until(lambda: last(True) == "disconnected" and last(False) == "disconnected")
 
 
 @pytest.mark.usefixtures("small")
