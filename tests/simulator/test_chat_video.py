@@ -14,7 +14,7 @@ import numpy as np
 import openai
 import orjson
 import pytest
-from PIL import Image
+from PIL import Image, ImageOps
 
 from aitre.simulator.video import watermark_box
 from tests.simulator.media import quadrants_png, video_frame, video_info
@@ -104,15 +104,20 @@ def test_reasoning_style_like_sora2api(http: httpx.Client, simulator: Simulator)
 
 
 @pytest.mark.usefixtures("small")
-def test_image_to_video_starts_from_the_image(sdk: openai.OpenAI) -> None:
-    png = quadrants_png((72, 128))
-    data_url = "data:image/png;base64," + base64.b64encode(png).decode()
-    answer = sdk.chat.completions.create(model="sora_video2", messages=ask("the flag waves", data_url))  # type: ignore[arg-type]
+@pytest.mark.parametrize("given_as", ["data_uri", "simulator_link"])
+def test_image_to_video_starts_from_the_image(given_as: str, sdk: openai.OpenAI) -> None:
+    if given_as == "data_uri":
+        png = quadrants_png((72, 128))
+        image = "data:image/png;base64," + base64.b64encode(png).decode()
+    else:  # a link to an image this simulator made (what a gateway may pass on)
+        image = sdk.images.generate(model="dall-e-2", prompt="a flag", size="256x256").data[0].url or ""
+        png = httpx.get(image).content
+    answer = sdk.chat.completions.create(model="sora_video2", messages=ask("the flag waves", image))  # type: ignore[arg-type]
     link = LINK.search(answer.choices[0].message.content or "")
     assert link
     mp4 = httpx.get(link[1]).content
     with Image.open(io.BytesIO(png)) as img:
-        source = np.asarray(img.convert("RGB"))
+        source = np.asarray(ImageOps.fit(img.convert("RGB"), (72, 128)))
     first, later = video_frame(mp4, 0), video_frame(mp4, 99)
     # Outside the watermark, the first frame is the image.
     left, top, right, bottom = watermark_box(72, 128)
@@ -120,9 +125,19 @@ def test_image_to_video_starts_from_the_image(sdk: openai.OpenAI) -> None:
     keep[top:bottom, left:right] = False
     assert mean_abs_diff(first[keep], source[keep]) < 8
     assert mean_abs_diff(later[keep], source[keep]) > 20
-    with pytest.raises(openai.BadRequestError) as bad:
-        sdk.chat.completions.create(model="sora_video2", messages=ask("x", "data:image/png;base64,AAAA"))  # type: ignore[arg-type]
-    assert bad.value.body["param"] == "messages"  # type: ignore[index]
+
+
+@pytest.mark.usefixtures("small")
+def test_bad_images_are_refused(sdk: openai.OpenAI, simulator: Simulator) -> None:
+    for image in ("data:image/png;base64,AAAA", f"{simulator.url}/files/{'0' * 32}.png"):
+        with pytest.raises(openai.BadRequestError) as bad:
+            sdk.chat.completions.create(model="sora_video2", messages=ask("x", image))  # type: ignore[arg-type]
+        assert bad.value.body["param"] == "messages", image  # type: ignore[index]
+    # A link elsewhere is never fetched: the video comes from the text alone.
+    answer = sdk.chat.completions.create(
+        model="sora_video2", messages=ask("x", "https://example.com/cat.png")
+    )  # type: ignore[arg-type]
+    assert LINK.search(answer.choices[0].message.content or "")
 
 
 @pytest.mark.usefixtures("small")

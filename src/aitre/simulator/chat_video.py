@@ -63,34 +63,35 @@ class Order:
     remover: bool = False
 
 
-def _last_user(messages: list[Any]) -> tuple[str, list[str]]:
-    """The text of the last user message and the URLs of its image and video parts."""
+def _last_user(messages: list[Any]) -> tuple[str, dict[str, list[str]]]:
+    """The text of the last user message and the URLs of its parts by type (`image_url`,
+    `video_url`)."""
+    urls: dict[str, list[str]] = {"image_url": [], "video_url": []}
     for message in reversed(messages):
         if not isinstance(message, dict) or message.get("role") != "user":
             continue
         content = message.get("content")
         if isinstance(content, str):
-            return content, []
-        texts, urls = [], []
+            return content, urls
+        texts = []
         for part in content if isinstance(content, list) else ():
-            if not isinstance(part, dict):
-                continue
-            if part.get("type") == "text" and isinstance(part.get("text"), str):
+            kind = part.get("type") if isinstance(part, dict) else None
+            if kind == "text" and isinstance(part.get("text"), str):
                 texts.append(part["text"])
-            kind = part.get("type")
-            link = part.get(kind) if kind in ("image_url", "video_url") else None
-            url = link.get("url") if isinstance(link, dict) else link
-            if isinstance(url, str) and url:
-                urls.append(url)
+            elif kind in urls:
+                link = part.get(kind)
+                url = link.get("url") if isinstance(link, dict) else link
+                if isinstance(url, str) and url:
+                    urls[kind].append(url)
         return " ".join(texts), urls
-    return "", []
+    return "", urls
 
 
 def _video_order(state: SimState, model: str, text: str, urls: list[str]) -> Order:
     landscape = "landscape" in model
     seconds = 15 if model.endswith("-15s") else 10
     width, height = state.videos.settings.render_size(*((1280, 720) if landscape else (720, 1280)))
-    reference = image_bytes(urls[0], state.files) if urls else None
+    reference = image_bytes(urls[0], state.files, "messages") if urls else None
     if reference is not None:
         try:
             open_image(reference)
@@ -109,7 +110,7 @@ def _remover_order(state: SimState, model: str, text: str, urls: list[str]) -> O
     if not found:
         raise Invalid("Put the URL of a Sora video (or its share link) in the last user message.", "messages")
     url = found[0]
-    data = decode_data_uri(url) if url.startswith("data:") else linked_file(url, state.files)
+    data = decode_data_uri(url) if url.startswith("data:") else linked_file(url, state.files, "messages")
     clock = Clock.for_prompt(text, state.videos.settings.step_seconds)
     summary = {"url": url if not url.startswith("data:") else "data:video/..."}
     if data is not None:
@@ -128,8 +129,8 @@ def parse_order(state: SimState, body: dict[str, Any], model: str) -> Order:
     """Read a request (in a worker thread: it decodes images); raises Invalid."""
     text, urls = _last_user(body["messages"])
     if model in catalog.VIDEO_REMOVER_MODELS:
-        return _remover_order(state, model, text, urls)
-    return _video_order(state, model, text, [u for u in urls if not u.startswith("data:video/")])
+        return _remover_order(state, model, text, urls["video_url"] + urls["image_url"])
+    return _video_order(state, model, text, urls["image_url"])
 
 
 async def _watch(clock: Clock) -> AsyncIterator[tuple[str, int] | None]:

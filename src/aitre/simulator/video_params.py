@@ -93,7 +93,7 @@ def reference_text(fields: Mapping[str, Any]) -> str | None:
     return value
 
 
-def linked_file(url: str, store: FileStore) -> bytes | None:
+def linked_file(url: str, store: FileStore, param: str = "input_reference") -> bytes | None:
     """The bytes of the file at `url` when it is one this simulator serves (`.../files/<name>`),
     None for any other URL. Raises Invalid for one of ours that has expired."""
     own = _OWN_FILE.search(urlsplit(url).path)
@@ -101,16 +101,16 @@ def linked_file(url: str, store: FileStore) -> bytes | None:
         return None
     data = store.get(own[1])
     if data is None:
-        raise Invalid(f"{url} links to a file here that has expired.", "input_reference")
+        raise Invalid(f"{url} links to a file here that has expired.", param)
     return data
 
 
-def image_bytes(value: str, store: FileStore) -> bytes | None:
+def image_bytes(value: str, store: FileStore, param: str = "input_reference") -> bytes | None:
     """The bytes of an image given as text: a data URI (or bare base64), or a link to a file this
     simulator serves. Other URLs give None: the simulator never fetches."""
     if value.startswith(("http://", "https://")):
-        return linked_file(value, store)
+        return linked_file(value, store, param)
     try:
         return decode_data_uri(value)
     except BadImage as exc:
-        raise Invalid(f"Invalid image in `input_reference`: {exc}.", "input_reference") from None
+        raise Invalid(f"Invalid image in `{param}`: {exc}.", param) from None
