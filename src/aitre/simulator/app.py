@@ -32,6 +32,7 @@ from aitre.simulator.routes_completions import completions
 from aitre.simulator.routes_embeddings import embeddings
 from aitre.simulator.routes_images import edits, generations, get_file
 from aitre.simulator.routes_mj import mj_routes
+from aitre.simulator.routes_videos import video_routes
 from aitre.tokenizer import Tokenizer
 
 __all__ = ["KeySource", "SimState", "create_simulator_app"]
@@ -82,7 +83,8 @@ async def clear_faults(request: Request) -> Response:
 
 async def set_config(request: Request) -> Response:
     """Runtime settings: `{"pending_polls": N}` (how many BFL polls answer `Pending`),
-    `mj_step_seconds` and `mj_steps` (the clock of new MJ tasks)."""
+    `mj_step_seconds` and `mj_steps` (the clock of new MJ tasks), and the `video_*` settings of
+    `video_tasks.VideoSettings`."""
     state = sim(request)
     try:
         body = orjson.loads(await request.body())
@@ -94,8 +96,16 @@ async def set_config(request: Request) -> Response:
     mj_error = mj_state(request).configure(body)
     if mj_error:
         return bad_request(mj_error)
+    try:
+        state.videos.settings.update(body)
+    except ValueError as exc:
+        return bad_request(str(exc))
     state.pending_polls = polls
-    answer = {"pending_polls": state.pending_polls, **mj_state(request).settings()}
+    answer = {
+        "pending_polls": state.pending_polls,
+        **mj_state(request).settings(),
+        **state.videos.settings.as_dict(),
+    }
     return Response(orjson.dumps(answer), media_type="application/json")
 
 
@@ -114,6 +124,7 @@ def _api_routes() -> list[BaseRoute]:
         Route("/v1/dashboard/billing/usage", usage, methods=["GET"]),
         Route("/v1/models/{model}", get_model, methods=["GET"]),
         Route("/v1/get_result", get_result, methods=["GET"]),
+        *video_routes(),
         # Last: BFL's submit path is any single segment under /v1.
         Route("/v1/{model}", submit, methods=["POST"]),
         *mj_routes(),

@@ -20,6 +20,7 @@ from aitre.accounts.keys import parse_bearer
 from aitre.simulator.bfl_tasks import TaskBook
 from aitre.simulator.faults import Fault, FaultBook, parse_fault
 from aitre.simulator.files import FileStore
+from aitre.simulator.video_tasks import VideoBook
 from aitre.tokenizer import Tokenizer
 
 KeySource = Callable[[], Iterable[str]]
@@ -66,6 +67,7 @@ class SimState:
     files: FileStore = field(default_factory=FileStore)
     tasks: TaskBook = field(default_factory=TaskBook)
     pending_polls: int = 2  # BFL: how many polls answer `Pending` before the result
+    videos: VideoBook = field(default_factory=VideoBook)  # `/v1/videos` tasks and video settings
     # Strong references: the event loop keeps only weak ones to running tasks.
     background: set[asyncio.Task[Any]] = field(default_factory=set)
 
