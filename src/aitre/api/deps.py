@@ -14,16 +14,17 @@ from contextlib import asynccontextmanager, contextmanager
 from dataclasses import dataclass, replace
 from typing import Annotated, TypeVar
 
-from fastapi import Depends, Query, Request
+from fastapi import Depends, Path, Query, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from aitre.accounts.auth import Caller
 from aitre.accounts.policy import check_expiry, check_ip
-from aitre.api.admin.schemas import Page
+from aitre.accounts.repo import MAX_INT32
+from aitre.api.admin.schemas import Page, parse_moment
 from aitre.api.common import app_state, authenticate, client_ip
-from aitre.billing.usage_query import LogFilter, parse_time
+from aitre.billing.usage_query import LogFilter
 from aitre.errors import ApiError
 from aitre.state import AppState
 from aitre.store.version import bump_version
@@ -122,6 +123,16 @@ def get_db(state: StateDep) -> Db:
 DbDep = Annotated[Db, Depends(get_db)]
 
 
+# Record ids are 32-bit integers in the database: a bigger number is refused (400) before it
+# reaches a query (PostgreSQL would refuse it there, SQLite raise on it past 64 bits: a 500).
+RecordId = Annotated[int, Path(ge=1, le=MAX_INT32, description="The record's id.")]
+MAX_PAGE = 1_000_000
+
+
+def id_query(description: str) -> object:
+    return Query(ge=1, le=MAX_INT32, description=description)
+
+
 @dataclass(frozen=True, slots=True)
 class PageParams:
     page: int
@@ -136,7 +147,7 @@ class PageParams:
 
 
 def get_page(
-    page: Annotated[int, Query(ge=1, description="Page number, from 1.")] = 1,
+    page: Annotated[int, Query(ge=1, le=MAX_PAGE, description=f"Page number, from 1 to {MAX_PAGE}.")] = 1,
     per_page: Annotated[int, Query(ge=1, le=500, description="Rows per page (at most 500).")] = 50,
 ) -> PageParams:
     return PageParams(page, per_page)
@@ -151,12 +162,12 @@ def _time(value: str | None, param: str) -> int | None:
     if value is None or not value.strip():
         return None
     with domain_errors():
-        return parse_time(value, param=param)
+        return parse_moment(value, param)
 
 
 def get_user_log_filter(
     model: Annotated[str | None, Query(description="Exact model name as sent by the client.")] = None,
-    token_id: Annotated[int | None, Query(description="Only this key's requests.")] = None,
+    token_id: Annotated[int | None, id_query("Only this key's requests.")] = None,
     status: Annotated[
         str | None, Query(description="A status code (429), a class (5xx), `ok` or `error`.")
     ] = None,
@@ -178,8 +189,8 @@ UserLogFilterDep = Annotated[LogFilter, Depends(get_user_log_filter)]
 
 def get_log_filter(
     base: UserLogFilterDep,
-    user_id: Annotated[int | None, Query(description="Only this user's requests.")] = None,
-    channel_id: Annotated[int | None, Query(description="Only requests served by this channel.")] = None,
+    user_id: Annotated[int | None, id_query("Only this user's requests.")] = None,
+    channel_id: Annotated[int | None, id_query("Only requests served by this channel.")] = None,
 ) -> LogFilter:
     return replace(base, user_id=user_id, channel_id=channel_id)
 

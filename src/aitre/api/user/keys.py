@@ -7,7 +7,7 @@ from fastapi import APIRouter
 from aitre.accounts import repo
 from aitre.api.admin import keys as admin_keys
 from aitre.api.admin.schemas import KeyCreated, KeyLimitsIn, KeyOut, Page
-from aitre.api.deps import CallerDep, DbDep, PageDep
+from aitre.api.deps import CallerDep, DbDep, PageDep, RecordId
 
 router = APIRouter(prefix="/keys", tags=["user: keys"])
 
@@ -25,5 +25,5 @@ async def create_key(db: DbDep, caller: CallerDep, body: KeyLimitsIn) -> KeyCrea
 
 
 @router.delete("/{key_id}", summary="Revoke one of my keys")
-async def revoke_key(db: DbDep, caller: CallerDep, key_id: int) -> KeyOut:
+async def revoke_key(db: DbDep, caller: CallerDep, key_id: RecordId) -> KeyOut:
     return await admin_keys.revoke(db, key_id, user_id=caller.user_id)
