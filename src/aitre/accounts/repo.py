@@ -323,6 +323,20 @@ def _apply_key_changes(token: Token, changes: Mapping[str, Any]) -> None:
             token.model_mapping = _mapping(value)
 
 
+def key_limits(token: Token) -> list[str]:
+    """The limits set on a key, by name; empty for a key with every right of its user."""
+    limits = {
+        "quota": not token.unlimited,
+        "expires_at": token.expires_at is not None,
+        "allowed_models": bool(token.allowed_models),
+        "allowed_ips": bool(token.allowed_ips),
+        "rpm": bool(token.rpm),
+        "tpm": bool(token.tpm),
+        "model_mapping": bool(token.model_mapping),
+    }
+    return [name for name, is_set in limits.items() if is_set]
+
+
 async def create_token(session: AsyncSession, user: User, name: str = "") -> IssuedKey:
     return await create_key(session, user, {"name": name})
 

@@ -19,6 +19,7 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from aitre.accounts import repo
 from aitre.accounts.auth import Caller
 from aitre.accounts.policy import check_expiry, check_ip
 from aitre.accounts.repo import MAX_INT32
@@ -121,6 +122,27 @@ def get_db(state: StateDep) -> Db:
 
 
 DbDep = Annotated[Db, Depends(get_db)]
+
+
+async def get_unlimited_caller(caller: CallerDep, db: DbDep) -> Caller:
+    """For the key routes: a key with limits (a quota, an expiry, models, IPs, rates, a mapping) is
+    a credential of limited rights, often handed to an app. Were it to make keys, it could mint
+    itself one without its limits, or revoke its owner's other keys; and even a key made within
+    its limits would double what may be spent. So only a key without limits manages keys. The
+    limits are read from the database, not the key cache: a change applies at once."""
+    async with db.read() as session:
+        token, _ = await repo.get_key(session, caller.token_id)
+    limits = repo.key_limits(token)
+    if limits:
+        raise ApiError(
+            403,
+            f"This API key has limits ({', '.join(limits)}); only a key without limits can manage keys.",
+            code="key_has_limits",
+        )
+    return caller
+
+
+UnlimitedCallerDep = Annotated[Caller, Depends(get_unlimited_caller)]
 
 
 # Record ids are 32-bit integers in the database: a bigger number is refused (400) before it
