@@ -186,7 +186,7 @@ class Settings(BaseSettings):
         "veryfast", description="x264 speed preset of the cleaned video (ultrafast … veryslow)."
     )
 
-    # --- fetching URLs given by clients (reference images) -------------------------------------
+    # --- fetching URLs chosen by clients (reference images) or upstreams (links in answers) ------
     fetch_allow_private: bool = Field(
         False, description="Allow fetching from private, loopback and link-local addresses (SSRF risk)."
     )
@@ -197,7 +197,8 @@ class Settings(BaseSettings):
         20 * 1024 * 1024, description="Largest file fetched from a client's URL (bytes)."
     )
     fetch_timeout: float = Field(
-        15.0, description="Seconds allowed to fetch a client's URL, redirects included."
+        15.0,
+        description="Seconds allowed to fetch a URL a client or an upstream chose, redirects included.",
     )
     audio_max_bytes: int = Field(
         25 * 1024 * 1024, description="Largest audio upload for transcriptions (bytes)."

@@ -19,6 +19,7 @@ from starlette.responses import Response
 
 from aitre.adapters.base import Retryable, json_object
 from aitre.errors import ApiError
+from aitre.media.rehost import fetch_upstream_media
 from aitre.relay.errors import RETRYABLE_STATUS, error_from_failure, error_from_status
 from aitre.relay.outcome import finish, note_attempt
 from aitre.relay.passthrough import channel_timeouts
@@ -41,7 +42,6 @@ _NATIVE_FIELDS = (
     "input_image", "image_prompt", "image_prompt_strength", "width", "height",
 )  # fmt: skip
 _FAILED = {"Request Moderated", "Content Moderated", "Error", "Failed"}
-_SAMPLE_LIMIT = 64 * 1024 * 1024
 
 
 def size_params(model: str, size: str | None) -> dict[str, Any]:
@@ -122,12 +122,8 @@ class BflAdapter:
             submitted.get("polling_url") or f"{channel.root_url()}/v1/get_result?id={submitted.get('id')}"
         )
         sample_url = await self._poll(state, job, channel, str(polling_url), headers, timeouts)
-        try:
-            return await state.upstream.download(
-                sample_url, timeouts, _SAMPLE_LIMIT, headers if channel.same_origin(sample_url) else None
-            )
-        except UpstreamFailure as failure:
-            raise Retryable(error_from_failure(failure)) from failure
+        # The sample's address is the upstream's choice: the guarded fetcher unless on its origin.
+        return await fetch_upstream_media(state, channel, sample_url, headers)
 
     async def _call(
         self, state: AppState, job: RelayJob, channel: ChannelInfo, req: UpstreamRequest, timeouts: Timeouts
