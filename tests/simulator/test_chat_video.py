@@ -43,7 +43,9 @@ def events(simulator: Simulator, body: dict[str, Any]) -> list[Any]:
     """Every SSE data payload of a streamed answer (`[DONE]` as the string), and comments as
     `":"`."""
     out: list[Any] = []
-    with httpx.stream("POST", simulator.url + "/v1/chat/completions", json=body, timeout=60) as r:
+    with httpx.stream(
+        "POST", simulator.url + "/v1/chat/completions", json=body, headers=simulator.headers, timeout=60
+    ) as r:
         assert r.status_code == 200, r.read()
         for line in r.iter_lines():
             if line.startswith(":"):
@@ -164,7 +166,9 @@ def test_failure_in_both_styles_and_without_stream(
 def test_a_stuck_task_keeps_the_stream_alive_until_the_client_leaves(simulator: Simulator) -> None:
     body = {"model": "sora_video2", "stream": True, "messages": ask("never --sim-stuck")}
     seen: list[str] = []
-    with httpx.stream("POST", simulator.url + "/v1/chat/completions", json=body, timeout=30) as r:
+    with httpx.stream(
+        "POST", simulator.url + "/v1/chat/completions", json=body, headers=simulator.headers, timeout=30
+    ) as r:
         for line in r.iter_lines():
             seen.append(line)
             if line.startswith(":"):
@@ -173,7 +177,12 @@ def test_a_stuck_task_keeps_the_stream_alive_until_the_client_leaves(simulator: 
     assert progress[-1] == 50 and not any("click here" in line for line in seen)
     # Without streaming there is no answer at all until the client gives up.
     with pytest.raises(httpx.ReadTimeout):
-        httpx.post(simulator.url + "/v1/chat/completions", json={**body, "stream": False}, timeout=1.0)
+        httpx.post(
+            simulator.url + "/v1/chat/completions",
+            json={**body, "stream": False},
+            headers=simulator.headers,
+            timeout=1.0,
+        )
 
     def last(stream: bool) -> str:
         mine = [e for e in simulator.events() if e["model"] == "sora_video2" and e["stream"] is stream]
@@ -188,12 +197,19 @@ def test_stream_faults(simulator: Simulator) -> None:
     with (
         pytest.raises(httpx.RemoteProtocolError),
         httpx.stream(
-            "POST", simulator.url + "/v1/chat/completions", json=body, headers={"x-sim-fault": "truncate=3"}
+            "POST",
+            simulator.url + "/v1/chat/completions",
+            json=body,
+            headers={"x-sim-fault": "truncate=3", **simulator.headers},
         ) as r,
     ):
         for _ in r.iter_lines():
             pass
-    r = httpx.post(simulator.url + "/v1/chat/completions", json=body, headers={"x-sim-fault": "status=502"})
+    r = httpx.post(
+        simulator.url + "/v1/chat/completions",
+        json=body,
+        headers={"x-sim-fault": "status=502", **simulator.headers},
+    )
     assert r.status_code == 502 and r.json()["error"]["type"] == "server_error"
 
 

@@ -103,6 +103,7 @@ def test_sizes_models_and_json_create(sdk: openai.OpenAI, simulator: Simulator) 
     r = httpx.post(
         simulator.url + "/v1/videos",
         json={"prompt": "a lighthouse", "model": "sora-2-pro", "seconds": 8, "size": "96x64"},
+        headers=simulator.headers,
     )
     assert r.status_code == 200, r.text
     assert (r.json()["model"], r.json()["seconds"], r.json()["size"]) == ("sora-2-pro", "8", "96x64")
@@ -146,11 +147,13 @@ def test_image_to_video_starts_from_the_input_image(
         ).id
     elif how == "json_data_url":
         body = {"prompt": "the flag waves", "size": "64x96", "input_reference": {"image_url": data_url}}
-        video_id = httpx.post(simulator.url + "/v1/videos", json=body).json()["id"]
+        video_id = httpx.post(simulator.url + "/v1/videos", json=body, headers=simulator.headers).json()["id"]
     else:  # as clones of the API accept it (the SDK cannot send a dict in a multipart body)
         fields = {"prompt": "the flag waves", "size": "64x96", "input_reference[image_url]": data_url}
         form = [(name, (None, value)) for name, value in fields.items()]
-        video_id = httpx.post(simulator.url + "/v1/videos", files=form).json()["id"]
+        video_id = httpx.post(simulator.url + "/v1/videos", files=form, headers=simulator.headers).json()[
+            "id"
+        ]
     wait_done(sdk, video_id)
     mp4 = sdk.videos.download_content(video_id).read()
     source = _pixels(png)
@@ -221,14 +224,20 @@ def test_bad_requests(sdk: openai.OpenAI, simulator: Simulator) -> None:
             sdk.videos.create(**kwargs)  # type: ignore[arg-type]
         assert bad.value.body["param"] == param, kwargs  # type: ignore[index]
     r = httpx.post(
-        simulator.url + "/v1/videos", content=b"{not json", headers={"content-type": "application/json"}
+        simulator.url + "/v1/videos",
+        content=b"{not json",
+        headers={"content-type": "application/json", **simulator.headers},
     )
     assert r.status_code == 400 and r.json()["error"]["type"] == "invalid_request_error"
     waiting = sdk.videos.create(prompt="slow --sim-stuck", size="32x32")  # type: ignore[arg-type]
     with pytest.raises(openai.BadRequestError) as early:
         sdk.videos.download_content(waiting.id)
     assert early.value.body["code"] == "video_not_ready"  # type: ignore[index]
-    r = httpx.get(f"{simulator.url}/v1/videos/{waiting.id}/content", params={"variant": "poster"})
+    r = httpx.get(
+        f"{simulator.url}/v1/videos/{waiting.id}/content",
+        params={"variant": "poster"},
+        headers=simulator.headers,
+    )
     assert r.status_code == 400 and r.json()["error"]["param"] == "variant"
 
 
@@ -255,7 +264,7 @@ def test_failed_and_stuck_tasks(sdk: openai.OpenAI) -> None:
 def test_http_faults(simulator: Simulator, sdk: openai.OpenAI) -> None:
     flaky_url = simulator.url + "/f/status=503/v1"
     with (
-        openai.OpenAI(base_url=flaky_url, api_key="x", max_retries=0) as flaky,
+        openai.OpenAI(base_url=flaky_url, api_key=simulator.key, max_retries=0) as flaky,
         pytest.raises(openai.InternalServerError),
     ):
         flaky.videos.create(prompt="x", size="32x32")  # type: ignore[arg-type]
@@ -263,10 +272,10 @@ def test_http_faults(simulator: Simulator, sdk: openai.OpenAI) -> None:
     with pytest.raises(openai.RateLimitError):
         sdk.videos.retrieve(video.id, extra_headers={"x-sim-fault": "status=429"})
     with pytest.raises(httpx.RemoteProtocolError):
-        httpx.get(f"{simulator.url}/f/truncate=0/v1/videos/{video.id}/content")
+        httpx.get(f"{simulator.url}/f/truncate=0/v1/videos/{video.id}/content", headers=simulator.headers)
     simulator.set_faults({"spec": "bad_json", "path": "/v1/videos/", "times": 1})
     try:
-        r = httpx.get(f"{simulator.url}/v1/videos/{video.id}")
+        r = httpx.get(f"{simulator.url}/v1/videos/{video.id}", headers=simulator.headers)
         assert r.status_code == 200
         with pytest.raises(ValueError):
             r.json()
@@ -276,7 +285,7 @@ def test_http_faults(simulator: Simulator, sdk: openai.OpenAI) -> None:
 
 
 def test_the_key_is_checked(tmp_path_factory: pytest.TempPathFactory) -> None:
-    keyed = Simulator(tmp_path_factory.mktemp("keyed-video-sim"), key="sim-secret").start()
+    keyed = Simulator(tmp_path_factory.mktemp("keyed-video-sim"), "sim-secret").start()
     try:
         for key in (None, "wrong"):
             headers = {"authorization": f"Bearer {key}"} if key else {}
