@@ -204,10 +204,13 @@ async def test_the_pool_limit_makes_requests_wait_for_a_connection() -> None:
     handler, ref = await keep_alive_server()
     async with serve(handler) as server:
         ref.append(server)
-        pool = Pool(limit=1)
+        pool = Pool(limit=1, wait=0.2)
         first = await pool.request("GET", server.url, {})
-        with pytest.raises(UpstreamFailure, match=r"no free upstream connection within 0\.2s"):
-            await pool.request("GET", server.url, {}, connect_timeout=0.2)
+        with pytest.raises(
+            UpstreamFailure, match=r"all 1 connections to this upstream are busy; none came free within 0\.2s"
+        ) as caught:
+            await pool.request("GET", server.url, {})
+        assert caught.value.kind == "busy"
         waiting = asyncio.ensure_future(get(pool, server.url))
         await asyncio.sleep(0.1)
         assert not waiting.done()
