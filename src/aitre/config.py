@@ -102,6 +102,12 @@ class Settings(BaseSettings):
         description="How long a request waits for a free upstream connection when its upstream (or the "
         "process) has none; then it fails with 503 `upstream_busy` (another channel is tried first).",
     )
+    client_write_timeout: float = Field(
+        30.0,
+        description="Seconds a streamed answer may wait for its client to take the bytes already sent; a "
+        "client that stops reading longer is cut off, its upstream call closed, and it pays for what was "
+        "delivered (0: wait forever).",
+    )
     upstream_ca_file: Path | None = Field(
         None,
         description="PEM file of the CA certificates trusted for HTTPS upstreams (e.g. an internal CA). "

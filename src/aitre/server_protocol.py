@@ -99,6 +99,7 @@ class GatewayHttpProtocol(HttpToolsProtocol):
 
     def on_headers_complete(self) -> None:
         self.scope["aitre.flush"] = self.flush_if_alone  # type: ignore[typeddict-unknown-key]
+        self.scope["aitre.abort"] = self.transport.abort  # type: ignore[typeddict-unknown-key]  # stall.hang_up
         super().on_headers_complete()
 
     def flush_if_alone(self) -> None:

@@ -245,3 +245,58 @@ def ca_and_leaf(tmp: Path, host: str) -> tuple[Path, Path, Path]:
     cert_path.write_bytes(leaf.public_bytes(serialization.Encoding.PEM))
     key_path.write_bytes(_key_pem(key))
     return ca_path, cert_path, key_path
+
+
+class EndlessStream:
+    """An OpenAI-style upstream (blocking sockets, in a thread) whose chat streams never end:
+    content chunks as fast as the reader takes them. `hung_up` is set when a stream's reader
+    goes away."""
+
+    CHUNK = b'data: {"id":"c","object":"chat.completion.chunk","choices":[{"index":0,"delta":{"content":" word"}}]}\n\n'
+
+    def __init__(self) -> None:
+        self._listener = socket.create_server(("127.0.0.1", 0))
+        self.port = self._listener.getsockname()[1]
+        self.url = f"http://127.0.0.1:{self.port}/v1"
+        self.streams = 0
+        self.hung_up = threading.Event()
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def _accept(self) -> None:
+        while True:
+            try:
+                conn, _ = self._listener.accept()
+            except OSError:
+                return
+            threading.Thread(target=self._serve, args=(conn,), daemon=True).start()
+
+    def _serve(self, conn: socket.socket) -> None:
+        with conn:
+            data = b""
+            while b"\r\n\r\n" not in data:
+                chunk = conn.recv(65536)
+                if not chunk:
+                    return
+                data += chunk
+            self.streams += 1
+            frame = b"%x\r\n%s\r\n" % (len(self.CHUNK), self.CHUNK)
+            try:
+                conn.sendall(
+                    b"HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\nTransfer-Encoding: chunked\r\n\r\n"
+                )
+                while True:
+                    conn.sendall(frame * 16)
+            except OSError:
+                self.hung_up.set()
+
+    def stop(self) -> None:
+        self._listener.close()
+
+
+@contextmanager
+def endless_stream() -> Iterator[EndlessStream]:
+    server = EndlessStream()
+    try:
+        yield server
+    finally:
+        server.stop()
