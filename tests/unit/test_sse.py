@@ -9,6 +9,8 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from aitre.relay.sse import EventSplitter, EventTooLarge, StreamTap, event_data, split_events
+from aitre.relay.streaming import UpstreamEvents
+from aitre.relay.upstream import Timeouts, UpstreamFailure
 
 EVENTS = [
     b'data: {"choices":[{"index":0,"delta":{"content":"Hi"},"finish_reason":null}],"usage":null}\n\n',
@@ -187,3 +189,22 @@ def test_nothing_is_kept_once_the_usage_is_known() -> None:
     for _ in range(10):
         tap.process(EVENTS[1])
     assert tap._transcript == [] and tap._kept == 0
+
+
+class _Body:
+    """An upstream body that arrives in the given pieces."""
+
+    def __init__(self, *pieces: bytes) -> None:
+        self.pieces = list(pieces)
+
+    async def readany(self, seconds: float) -> bytes:
+        return self.pieces.pop(0) if self.pieces else b""
+
+
+async def test_an_event_past_the_bound_ends_the_stream_as_an_upstream_failure() -> None:
+    body = _Body(EVENTS[0], b"data: " + b"x" * 40_000, b"x" * 40_000, b"x" * 40_000)
+    events = UpstreamEvents(body, StreamTap(), Timeouts(1, 1, 1), max_event=100_000)  # type: ignore[arg-type]
+    assert await events.next_block() == EVENTS[0]
+    with pytest.raises(UpstreamFailure, match="upstream sent an event larger than 100000 bytes") as caught:
+        await events.next_block()
+    assert caught.value.kind == "protocol"

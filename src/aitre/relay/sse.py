@@ -22,9 +22,9 @@ import orjson
 from aitre.relay.usage import Usage, usage_from_dict
 
 DONE = b"data: [DONE]\n\n"
-# One event's bytes at most. Chat chunks are a few hundred bytes; the largest events seen are
-# streamed images (a partial image, base64, in one event: a few MB).
-MAX_EVENT_BYTES = 16 * 1024 * 1024
+# One event's bytes at most. Chat chunks are a few hundred bytes; the largest events are
+# streamed images (a partial image, base64, in one event: 2-4 MB at 1536x1024).
+MAX_EVENT_BYTES = 8 * 1024 * 1024
 # What a tap keeps of a stream in case the upstream sends no usage and the text must be counted
 # (a chat chunk is ~200 bytes: some 5,000 chunks); past it, the rest is estimated.
 TRANSCRIPT_BYTES = 1024 * 1024
