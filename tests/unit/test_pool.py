@@ -12,7 +12,16 @@ from aitre.config import Settings
 from aitre.relay.http1 import UpstreamFailure
 from aitre.relay.pool import Pool
 from aitre.relay.upstream import Timeouts, Upstream, UpstreamRequest
-from tests.support.upstreams import OK, Server, get, keep_alive_server, read_request, serve, thread_server
+from tests.support.upstreams import (
+    OK,
+    Server,
+    answering,
+    get,
+    keep_alive_server,
+    read_request,
+    serve,
+    thread_server,
+)
 
 TIMEOUTS = Timeouts(connect=5, first_byte=30, idle=5)
 
@@ -191,3 +200,27 @@ async def test_a_post_on_a_connection_closed_while_idle_goes_on_a_new_one(checke
                 await pool.request("POST", server.url, {}, b"{}")
             assert server.requests == 1
         await pool.close()
+
+
+async def test_an_origin_left_without_connections_is_forgotten() -> None:
+    # Upstreams point the gateway at many hosts (image links): each leaves nothing behind.
+    closing = b"HTTP/1.1 200 OK\r\nConnection: close\r\nContent-Length: 2\r\n\r\nok"
+    servers = [serve(answering(closing, closing)) for _ in range(5)]
+    started = [await s.__aenter__() for s in servers]
+    pool = Pool(limit=2, per_origin=1)
+    for _ in range(2):
+        for server in started:
+            assert (await get(pool, server.url))[2] == b"ok"
+    assert pool._hosts == {}
+    # A fresh connection made by closing its origin's last idle one keeps the origin known.
+    handler, ref = await keep_alive_server()
+    async with serve(handler) as server:
+        ref.append(server)
+        assert (await get(pool, server.url))[0] == 200
+        conn = await pool._acquire(next(iter(pool._hosts)), 5.0, fresh=True)
+        assert pool.connections_to(server.url) == 1 and conn.origin in pool._hosts
+        conn.abort()
+        assert pool._hosts == {}
+    await pool.close()
+    for s in servers:
+        await s.__aexit__(None, None, None)

@@ -173,13 +173,13 @@ class Pool:
             raise UpstreamFailure("protocol", "a request header has characters HTTP cannot carry") from None
 
     async def _acquire(self, origin: Origin, within: float, fresh: bool = False) -> Connection:
-        host = self._hosts.get(origin)
-        if host is None:
-            host = self._hosts[origin] = _Host()
         deadline = 0.0
         while True:
             if self._closed:
                 raise UpstreamFailure("connect", "the gateway is shutting down")
+            host = self._hosts.get(origin)  # again after a wait: an origin left unused is dropped
+            if host is None:
+                host = self._hosts[origin] = _Host()
             if not fresh:
                 conn = self._idle_connection(host)
                 if conn is not None:
@@ -250,6 +250,9 @@ class Pool:
         scheme, hostname, port = origin
         loop = asyncio.get_running_loop()
         context = (self._ssl or _default_ssl()) if scheme == "https" else None
+        # Making room may have closed the origin's last connection and dropped it as unused
+        # (no await since, so nothing else took its place): it is in use again.
+        self._hosts[origin] = host
         self._opening += 1
         host.count += 1
         opened = False
@@ -274,7 +277,7 @@ class Pool:
             self._opening -= 1
             if not opened:
                 host.count -= 1
-                self._wake(host)
+                self._freed(origin, host)
         if self._closed:
             self._open.add(conn)
             conn.abort()
@@ -289,14 +292,22 @@ class Pool:
         if idle and idle[0].closed:  # the upstream closed some while they waited: drop them
             idle[:] = [c for c in idle if not c.closed]
         idle.append(conn)
-        self._wake(host)
+        if host.waiters or self._waiters:
+            self._wake(host)
 
     def forget(self, conn: Connection) -> None:
         if conn in self._open:
             self._open.discard(conn)
             host = self._hosts[conn.origin]
             host.count -= 1
+            self._freed(conn.origin, host)
+
+    def _freed(self, origin: Origin, host: _Host) -> None:
+        """A connection to `origin` closed (or never opened)."""
+        if host.waiters or self._waiters:
             self._wake(host)
+        elif host.count == 0:
+            del self._hosts[origin]  # no connection, nobody waiting: the origin may never come back
 
     def _wake(self, host: _Host) -> None:
         """A connection to `host` came free (idle or closed): first for those waiting for that
