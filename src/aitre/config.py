@@ -97,6 +97,22 @@ class Settings(BaseSettings):
         32 * 1024 * 1024, description="Largest request body the gateway accepts (bytes)."
     )
     pool_size: int = Field(512, description="Connections kept open per process to all upstreams.")
+    pool_size_per_upstream: int = Field(
+        128,
+        description="Connections open per process to one upstream (scheme, host, port) at most, within "
+        "`pool_size`: an upstream that hangs cannot take the connections the others need.",
+    )
+    pool_wait_seconds: float = Field(
+        5.0,
+        description="How long a request waits for a free upstream connection when its upstream (or the "
+        "process) has none; then it fails with 503 `upstream_busy` (another channel is tried first).",
+    )
+    client_write_timeout: float = Field(
+        30.0,
+        description="Seconds a streamed answer may wait for its client to take the bytes already sent; a "
+        "client that stops reading longer is cut off, its upstream call closed, and it pays for what was "
+        "delivered (0: wait forever).",
+    )
     upstream_ca_file: Path | None = Field(
         None,
         description="PEM file of the CA certificates trusted for HTTPS upstreams (e.g. an internal CA). "

@@ -99,6 +99,8 @@ class GatewayHttpProtocol(HttpToolsProtocol):
 
     def on_headers_complete(self) -> None:
         self.scope["aitre.flush"] = self.flush_if_alone  # type: ignore[typeddict-unknown-key]
+        # For `stall.hang_up`: a client that does not read is dropped, not waited for.
+        self.scope["aitre.abort"] = self.transport.abort  # type: ignore[typeddict-unknown-key]
         super().on_headers_complete()
 
     def flush_if_alone(self) -> None:

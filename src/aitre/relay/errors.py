@@ -94,6 +94,10 @@ def error_from_status(status: int, body: bytes, headers: dict[str, str] | None =
 
 
 def error_from_failure(failure: UpstreamFailure) -> ApiError:
+    if failure.kind == "busy":  # our own connections to it are all in use: come back in a moment
+        return ApiError(
+            503, failure.message, type="server_error", code="upstream_busy", headers={"retry-after": "1"}
+        )
     code = {"timeout": "upstream_timeout", "connect": "upstream_unreachable"}.get(
         failure.kind, "upstream_error"
     )
