@@ -1,4 +1,4 @@
-"""POST /v1/images/generations and /v1/images/edits."""
+"""POST /v1/images/generations and /v1/images/edits, on any channel that makes images of the model."""
 
 from __future__ import annotations
 
@@ -6,6 +6,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.types import ASGIApp
 
+from aitre.adapters.images import from_form, from_json
 from aitre.api.common import (
     app_state,
     authenticate,
@@ -18,8 +19,7 @@ from aitre.api.common import (
     require_str,
 )
 from aitre.errors import bad_request
-from aitre.media.rehost import rehost_image_urls
-from aitre.relay.pipeline import relay
+from aitre.facades.images_api import images_api
 
 
 def _check_n(n: object) -> None:
@@ -35,9 +35,7 @@ async def generations(request: Request) -> Response | ASGIApp:
     require_str(body, "prompt", max_len=32000)
     _check_n(body.get("n"))
     job = new_job(request, caller, "images.generations", "/images/generations", body, model)
-    if state.settings.rehost_images:
-        job.postprocess = rehost_image_urls
-    return await relay(state, job)
+    return await images_api(state, job, from_json(body))
 
 
 async def edits(request: Request) -> Response | ASGIApp:
@@ -54,6 +52,4 @@ async def edits(request: Request) -> Response | ASGIApp:
     n = form_value(fields, "n")
     _check_n(int(n) if n and n.isdigit() else n)
     job = new_job(request, caller, "images.edits", "/images/edits", {"model": model}, model, form=fields)
-    if state.settings.rehost_images:
-        job.postprocess = rehost_image_urls
-    return await relay(state, job)
+    return await images_api(state, job, from_form(fields))
