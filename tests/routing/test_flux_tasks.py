@@ -13,7 +13,7 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.support.processes import Gateway, Simulator
+from tests.support.processes import SIM_KEY, Gateway, Simulator
 
 SUBMIT_A = "/v1/flux-dev"  # channel A: the simulator's root, where runtime fault rules apply
 SUBMIT_B = "/f/delay=0/v1/flux-dev"  # channel B: a path of its own, so its calls can be told apart
@@ -31,6 +31,7 @@ def setup(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Gateway, S
             "name": "flux-a",
             "type": "bfl",
             "base_url": sim.url,
+            "key": SIM_KEY,
             "models": ["flux-dev"],
             "priority": 10,
             "config": config,
@@ -39,6 +40,7 @@ def setup(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Gateway, S
             "name": "flux-b",
             "type": "bfl",
             "base_url": f"{sim.url}/f/delay=0",
+            "key": SIM_KEY,
             "models": ["flux-dev"],
             "config": config,
         },
@@ -55,7 +57,7 @@ def gw(setup: tuple[Gateway, Simulator]) -> Iterator[Gateway]:
     gw, sim = setup
     yield gw
     sim.reset()
-    httpx.post(sim.url + "/_sim/config", json={"pending_polls": 2}).raise_for_status()
+    httpx.post(sim.url + "/_sim/config", json={"pending_polls": 2}, headers=sim.headers).raise_for_status()
 
 
 @pytest.fixture
@@ -120,7 +122,9 @@ def test_a_submit_refused_before_acceptance_goes_to_the_next_channel(gw: Gateway
 
 
 def test_one_failing_flow_cancels_its_siblings_at_once(gw: Gateway, sim: Simulator) -> None:
-    httpx.post(sim.url + "/_sim/config", json={"pending_polls": 200}).raise_for_status()  # ~10 s of polls
+    httpx.post(
+        sim.url + "/_sim/config", json={"pending_polls": 200}, headers=sim.headers
+    ).raise_for_status()  # ~10 s of polls
     since = time.time()
     # The first poll of one task says the key was refused: waiting cannot fix that.
     sim.set_faults({"spec": "status=401", "path": POLL, "times": 1})
@@ -138,7 +142,7 @@ def test_one_failing_flow_cancels_its_siblings_at_once(gw: Gateway, sim: Simulat
 def test_a_sibling_refused_after_another_was_accepted_is_not_submitted_again(
     gw: Gateway, sim: Simulator
 ) -> None:
-    httpx.post(sim.url + "/_sim/config", json={"pending_polls": 200}).raise_for_status()
+    httpx.post(sim.url + "/_sim/config", json={"pending_polls": 200}, headers=sim.headers).raise_for_status()
     since = time.time()
     # The first submit to arrive is refused late, after its sibling was accepted (and paid for).
     sim.set_faults({"spec": "delay=1,status=503", "path": SUBMIT_A, "times": 1})
