@@ -1,10 +1,9 @@
-"""Copy images an upstream returned as links into our media store, and link to our copy:
-upstream links expire (OpenAI's after an hour, BFL's after minutes), ours do not."""
+"""Download what an upstream's answer links to (images, samples), so that it can be copied into
+our media store: upstream links expire (OpenAI's after an hour, BFL's after minutes), ours do not."""
 
 from __future__ import annotations
 
-import asyncio
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from aitre.adapters.base import Retryable
 from aitre.errors import ApiError
@@ -15,7 +14,6 @@ from aitre.relay.upstream import UpstreamFailure
 
 if TYPE_CHECKING:
     from aitre.channels.model import ChannelInfo
-    from aitre.relay.job import RelayJob
     from aitre.state import AppState
 
 _LIMIT = 64 * 1024 * 1024
@@ -43,17 +41,3 @@ async def fetch_upstream_media(
     except FetchRefused as refused:
         message = f"The upstream answered with a link the gateway does not fetch: {refused.message}"
         raise Retryable(ApiError(502, message, type="upstream_error", code="upstream_bad_url")) from None
-
-
-async def rehost_image_urls(state: AppState, job: RelayJob, channel: ChannelInfo, data: Any) -> Any:
-    items = data.get("data") if isinstance(data, dict) else None
-    if not isinstance(items, list):
-        return data
-
-    async def one(item: Any) -> None:
-        if isinstance(item, dict) and isinstance(item.get("url"), str) and item["url"].startswith("http"):
-            stored = await state.media.save(await fetch_upstream_media(state, channel, item["url"]))
-            item["url"] = stored.url
-
-    await asyncio.gather(*(one(i) for i in items))
-    return data

@@ -112,9 +112,6 @@ async def _buffered(
             raise Retryable(
                 ApiError(502, message, type="upstream_error", code="upstream_bad_response")
             ) from None
-        if job.postprocess is not None:
-            data = await job.postprocess(state, job, channel, data)
-            body = orjson.dumps(data)
         usage = await measure(state, job, data)
     finish(state, job, channel, resp.status, "", usage)
     return BodyResponse(body, resp.status, media_type, job.request_id)
