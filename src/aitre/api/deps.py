@@ -22,7 +22,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from aitre.accounts.auth import Caller
 from aitre.accounts.policy import check_expiry, check_ip
 from aitre.api.admin.schemas import Page
-from aitre.api.common import app_state, authenticate, client_ip
+from aitre.api.common import app_state, client_ip, identify
 from aitre.billing.usage_query import LogFilter, parse_time
 from aitre.errors import ApiError
 from aitre.state import AppState
@@ -71,7 +71,10 @@ async def get_caller(
     state: StateDep,
     _credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
 ) -> Caller:
-    caller = await authenticate(request, state)
+    found = request.scope.get("aitre.caller")  # checked already by `ApiGuard`, before the body was read
+    if isinstance(found, Caller):
+        return found
+    caller = await identify(request, state)
     check_expiry(caller)
     check_ip(caller, client_ip(request))
     return caller

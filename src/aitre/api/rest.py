@@ -15,6 +15,7 @@ from starlette.responses import Response
 from aitre import __version__
 from aitre.api.admin.routes import router as admin_router
 from aitre.api.common import request_id
+from aitre.api.middleware.api_guard import ApiGuard
 from aitre.api.middleware.request_id import RequestIdMiddleware
 from aitre.api.user.routes import router as user_router
 from aitre.errors import ApiError
@@ -58,5 +59,6 @@ def build_api() -> FastAPI:
     app.include_router(admin_router)
     app.include_router(user_router)
     _install_error_handlers(app)
-    app.add_middleware(RequestIdMiddleware)
+    app.add_middleware(ApiGuard)
+    app.add_middleware(RequestIdMiddleware)  # the outer one: the guard's refusals carry the id too
     return app
