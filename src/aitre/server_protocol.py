@@ -163,7 +163,6 @@ class GatewayHttpProtocol(HttpToolsProtocol):
         self.head_timeout = own.header_timeout if own is not None else 0.0
         self.max_connections = own.max_connections if own is not None else 0
         self._head_timer: asyncio.TimerHandle | None = None
-        self._in_head = False  # a request's line and headers have begun and are not complete
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         corked: Any = CorkedTransport(transport, self.loop)  # type: ignore[arg-type]
@@ -177,17 +176,19 @@ class GatewayHttpProtocol(HttpToolsProtocol):
         super().connection_lost(exc)
 
     def data_received(self, data: bytes) -> None:
-        super().data_received(data)
-        if self._in_head and self._head_timer is None:
+        HttpToolsProtocol.data_received(self, data)
+        scope = self.scope  # `_in_head`, written out: this runs on every read
+        if self._head_timer is None and scope is not None and "method" not in scope:
             self._arm_head_timer()
 
-    def on_message_begin(self) -> None:
-        self._in_head = True
-        super().on_message_begin()
+    def _in_head(self) -> bool:
+        """A request's line and headers have begun and are not complete (uvicorn makes a new
+        scope when a request begins and sets its method when the headers are complete)."""
+        return self.scope is not None and "method" not in self.scope
 
     def on_headers_complete(self) -> None:
-        self._in_head = False
-        self._stop_head_timer()
+        if self._head_timer is not None:
+            self._stop_head_timer()
         self.scope["aitre.flush"] = self.flush_if_alone  # type: ignore[typeddict-unknown-key]
         super().on_headers_complete()
 
@@ -208,7 +209,7 @@ class GatewayHttpProtocol(HttpToolsProtocol):
             # Serving a request: a pipelined head behind it waits on us (reading is paused).
             self._arm_head_timer()
             return
-        if self._in_head:  # a request has begun: say why it ends (a silent connection just closes)
+        if self._in_head():  # a request has begun: say why it ends (a silent connection just closes)
             self.transport.write(_HEAD_TIMEOUT)
         self.transport.close()
 

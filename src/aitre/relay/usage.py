@@ -112,8 +112,20 @@ def prompt_parts(body: dict[str, Any]) -> list[str]:
 
 
 def prompt_text(body: dict[str, Any]) -> str:
-    """The text a request sends, for counting when the upstream reports no usage."""
-    return "\n".join(prompt_parts(body))
+    """The text a request sends, for counting: `prompt_parts` joined (written out: it is on
+    every request's path)."""
+    messages = body.get("messages")
+    if isinstance(messages, list):
+        parts = []
+        for m in messages:
+            if isinstance(m, dict):
+                parts.append(str(m.get("role", "")))
+                parts.append(_content_text(m.get("content")))
+        return "\n".join(parts)
+    prompt = body.get("prompt", body.get("input", ""))
+    if isinstance(prompt, list):
+        return "\n".join(p for p in prompt if isinstance(p, str))
+    return prompt if isinstance(prompt, str) else ""
 
 
 def utf8_size(text: str) -> int:
