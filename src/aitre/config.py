@@ -60,6 +60,28 @@ class Settings(BaseSettings):
         "(httpx and the openai SDK: 5 s), so that a client never sends on a connection the gateway "
         "is closing.",
     )
+    header_timeout_seconds: float = Field(
+        10.0,
+        description="How long a client may take to send a request's line and headers, counted from "
+        "the connection's start or from the first byte of its next request; then the connection is "
+        "closed (with 408 if a request had begun).",
+    )
+    max_connections: int = Field(
+        0,
+        description="Client connections each process keeps open at most; a connection beyond it gets "
+        "503 `too_many_connections` and is closed. 0: the process's open-file limit (raised to its "
+        "hard limit at start) less a reserve for upstream, database and Redis connections.",
+    )
+    key_max_inflight: int = Field(
+        128,
+        description="Requests one API key may have in flight in each process (a stream until it ends); "
+        "beyond it 429 `too_many_concurrent_requests`. 0: no cap.",
+    )
+    api_max_body_bytes: int = Field(
+        1024 * 1024,
+        description="Largest request body of the admin and user APIs (`/api/...`); their key is checked "
+        "before the body is read.",
+    )
     shutdown_grace_seconds: float = Field(
         30.0, description="On SIGTERM, how long in-flight requests and streams may take to finish."
     )
@@ -224,6 +246,12 @@ class Settings(BaseSettings):
     quota_per_usd: int = Field(500_000, description="Quota units per US dollar (prices are set in USD).")
     default_completion_estimate: int = Field(
         1024, description="Output tokens reserved for a chat request that sets no max_tokens."
+    )
+    count_inline_bytes: int = Field(
+        8192,
+        description="Prompts up to this many UTF-8 bytes are counted exactly when a request is admitted; "
+        "longer ones reserve one token per byte (an upper bound; the upstream's usage settles the "
+        "real cost) and are counted, in a worker thread, only when the balance cannot cover that.",
     )
     flush_seconds: float = Field(
         1.0,

@@ -24,7 +24,7 @@ from aitre.accounts.auth import Caller
 from aitre.accounts.policy import check_expiry, check_ip
 from aitre.accounts.repo import MAX_INT32
 from aitre.api.admin.schemas import Page, parse_moment
-from aitre.api.common import app_state, authenticate, client_ip
+from aitre.api.common import app_state, client_ip, identify
 from aitre.api.openapi_build import BEARER, SECURITY_SCHEME
 from aitre.billing.usage_query import LogFilter
 from aitre.errors import ApiError
@@ -70,7 +70,10 @@ async def get_caller(
     state: StateDep,
     _credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
 ) -> Caller:
-    caller = await authenticate(request, state)
+    found = request.scope.get("aitre.caller")  # checked already by `ApiGuard`, before the body was read
+    if isinstance(found, Caller):
+        return found
+    caller = await identify(request, state)
     check_expiry(caller)
     check_ip(caller, client_ip(request))
     return caller

@@ -11,6 +11,7 @@ from aitre.api.common import (
     app_state,
     authenticate,
     form_files,
+    form_model,
     form_value,
     new_job,
     read_form,
@@ -42,9 +43,7 @@ async def edits(request: Request) -> Response | ASGIApp:
     state = app_state(request)
     caller = await authenticate(request, state)
     fields = await read_form(request, state.settings.max_body_bytes)
-    model = form_value(fields, "model")
-    if not model:
-        raise bad_request("You must provide a model parameter.", param="model")
+    model = form_model(fields)
     if not (form_value(fields, "prompt") or "").strip():
         raise bad_request("`prompt` is required.", param="prompt")
     if not form_files(fields, "image", "image[]"):

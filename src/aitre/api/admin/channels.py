@@ -8,7 +8,7 @@ from fastapi import APIRouter
 from pydantic import BaseModel, ConfigDict, Field
 
 from aitre.accounts.repo import MAX_INT32
-from aitre.api.admin.schemas import Deleted, ListOf, RowOut
+from aitre.api.admin.schemas import Deleted, ListOf, ModelName, RowOut
 from aitre.api.deps import Db, DbDep, RecordId
 from aitre.channels import repo
 from aitre.channels.edits import (
@@ -59,8 +59,10 @@ class ChannelUpdateIn(BaseModel):
     name: str | None = Field(None, min_length=1, max_length=128)
     base_url: str | None = Field(None, max_length=512)
     key: str | None = Field(None, description="A new upstream key (rotation); stored encrypted.")
-    models: list[str] | None = Field(None, description="Models it serves, by the names clients use.")
-    model_mapping: dict[str, str] | None = Field(None, description="{client name: upstream name}.")
+    models: list[ModelName] | None = Field(None, description="Models it serves, by the names clients use.")
+    model_mapping: dict[ModelName, ModelName] | None = Field(
+        None, description="{client name: upstream name}."
+    )
     priority: int | None = Field(
         None, ge=-MAX_INT32, le=MAX_INT32, description="Higher tiers are tried first."
     )
@@ -83,8 +85,8 @@ class ChannelCreateIn(BaseModel):
     type: str = Field("openai", description=f"One of: {', '.join(CHANNEL_TYPES)}.")
     base_url: str = Field("", max_length=512, description="e.g. https://api.openai.com/v1")
     key: str = Field("", description="The upstream API key; stored encrypted.")
-    models: list[str] = Field(min_length=1)
-    model_mapping: dict[str, str] = Field(default_factory=dict)
+    models: list[ModelName] = Field(min_length=1)
+    model_mapping: dict[ModelName, ModelName] = Field(default_factory=dict)
     priority: int = Field(0, ge=-MAX_INT32, le=MAX_INT32)
     weight: int = Field(1, ge=0, le=MAX_INT32)
     enabled: bool = True

@@ -9,6 +9,7 @@ from fastapi import APIRouter
 from pydantic import BaseModel, ConfigDict, Field
 
 from aitre.api.admin.schemas import Deleted, ListOf
+from aitre.api.common import MAX_MODEL_CHARS
 from aitre.api.deps import Db, DbDep
 from aitre.billing import price_repo
 from aitre.billing.pricebook import PriceBook
@@ -82,6 +83,8 @@ async def get_price(db: DbDep, model: str) -> PriceOut:
 
 @router.put("/{model:path}", summary="Set a model's price (replaces the earlier one)")
 async def set_price(db: DbDep, model: str, body: PriceIn) -> PriceOut:
+    if len(model) > MAX_MODEL_CHARS:
+        raise ApiError(400, f"A model name has at most {MAX_MODEL_CHARS} characters.", param="model")
     fields = body.model_dump()
     async with db.write() as s:
         row = await price_repo.set_price(s, model, fields)

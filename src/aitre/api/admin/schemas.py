@@ -2,16 +2,19 @@
 
 from __future__ import annotations
 
-from typing import Any, Generic, Self, TypeVar
+from typing import Annotated, Any, Generic, Self, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field
 
 from aitre.accounts.repo import MAX_INT32, MAX_TIME_MS, MAX_UNITS
+from aitre.api.common import MAX_MODEL_CHARS
 from aitre.billing.usage_query import QueryError, parse_time
 from aitre.store.models import Token, UsageLog, User
 
 T = TypeVar("T")
 MS = "ms since the epoch"
+# A model name as the usage log and the price table store it (String(128)).
+ModelName = Annotated[str, Field(min_length=1, max_length=MAX_MODEL_CHARS)]
 
 
 def parse_moment(value: str | int, param: str) -> int:
@@ -87,7 +90,7 @@ class KeyLimitsIn(BaseModel):
     expires_at: int | str | None = Field(
         None, description=f"When the key stops working: {MS}, an ISO time, or `+30d`; null: never."
     )
-    allowed_models: list[str] | None = Field(None, description="Models the key may use; null: any.")
+    allowed_models: list[ModelName] | None = Field(None, description="Models the key may use; null: any.")
     allowed_ips: list[str] | None = Field(
         None, description="Client IPs or CIDRs the key may be used from; null: any."
     )
@@ -103,7 +106,7 @@ class KeyLimitsIn(BaseModel):
 
 
 class KeySettingsIn(KeyLimitsIn):
-    model_mapping: dict[str, str] = Field(
+    model_mapping: dict[ModelName, ModelName] = Field(
         default_factory=dict, description="Rename models for this key: {asked: served}."
     )
 
