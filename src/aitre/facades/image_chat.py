@@ -32,9 +32,9 @@ from aitre.media.kinds import is_image, sniff
 from aitre.relay.cancel import unless_disconnected
 from aitre.relay.job import RelayJob, UploadedFile
 from aitre.relay.live import Emit, LiveStream
-from aitre.relay.outcome import finish
+from aitre.relay.outcome import count_usage, finish
 from aitre.relay.pipeline import Filters, admit, ensure_routable, filters, piece, with_failover
-from aitre.relay.usage import Usage, count_prompt
+from aitre.relay.usage import Usage
 
 if TYPE_CHECKING:
     from aitre.channels.model import ChannelInfo
@@ -143,8 +143,8 @@ async def _generate(state: AppState, job: RelayJob, request: ImageRequest, route
         links = [f"![image]({(await state.media.save(b)).url})" for b in blobs]
         content = "\n\n".join([images.text, *links] if images.text else links)
         usage = images.usage
-        if not usage.prompt_tokens:
-            usage.prompt_tokens = count_prompt(state.tokenizer, job.body, job.model)
+        if not usage.prompt_tokens:  # counted off the loop when the prompt is long
+            usage.prompt_tokens = (await count_usage(state, job, "")).prompt_tokens
         usage.images = len(blobs)
         finish(state, job, channel, 200, "", usage)
         return ImageAnswer(content, usage)
