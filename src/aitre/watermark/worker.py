@@ -46,7 +46,7 @@ def main() -> int:
         def progress(fraction: float) -> None:
             nonlocal last
             now = time.monotonic()
-            if now - last >= _PROGRESS_EVERY:
+            if now - last >= _PROGRESS_EVERY or fraction >= 1.0:  # the end is never thinned out
                 last = now
                 _send(out, {"progress": round(fraction, 4)})
 
