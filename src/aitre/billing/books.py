@@ -63,6 +63,7 @@ class Books:
         self.ops: list[dict[str, Any]] = []  # ledger operations not yet in the database
         self.rows: list[dict[str, Any]] = []  # usage-log rows not yet in the database
         self._spilled = False  # usage rows in the journal only (over the bound)
+        self._writing = 0  # entries taken out of `ops` and `rows` by a write in progress
         self.lock = asyncio.Lock()
         self._task: asyncio.Task[None] | None = None
         self.written = 0
@@ -89,7 +90,7 @@ class Books:
 
     def usage(self, row: dict[str, Any]) -> None:
         row["t"] = _USAGE
-        if len(self.rows) + len(self.ops) >= self._max_pending:
+        if self.full():
             self._spilled = True  # memory is bounded; the journal keeps it
         else:
             self.rows.append(row)
@@ -102,7 +103,7 @@ class Books:
 
     def full(self) -> bool:
         """Whether the entries waiting for the database reached the bound: no new reservations."""
-        return len(self.ops) + len(self.rows) >= self._max_pending
+        return len(self.ops) + len(self.rows) + self._writing >= self._max_pending
 
     def defer(self) -> None:
         """Until `write_deferred()`: buffer what is appended, then write it all at once. The end
@@ -123,6 +124,7 @@ class Books:
             return
         ops, rows, spilled = self.ops, self.rows, self._spilled
         self.ops, self.rows, self._spilled = [], [], False
+        self._writing = len(ops) + len(rows)
         try:
             segments = self._journal.rotate()
         except OSError:
@@ -144,6 +146,7 @@ class Books:
             self._spilled = self._spilled or spilled
             raise
         finally:
+            self._writing = 0
             unwritten = written.unwritten_ops()
             if unwritten and self.on_unwritten is not None:
                 self.on_unwritten(unwritten)
