@@ -117,7 +117,7 @@ _JOURNAL_UNDER_A_FULL_DISK = textwrap.dedent(
     """
     import json, resource, signal, sys
     from pathlib import Path
-    from aitre.billing.journal import Journal, read_segments, segments
+    from aitre.billing.journal import Journal, read_segments
 
     signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # over the size limit: EFBIG, not a kill
     folder = Path(sys.argv[1])
@@ -135,7 +135,8 @@ _JOURNAL_UNDER_A_FULL_DISK = textwrap.dedent(
     resource.setrlimit(resource.RLIMIT_FSIZE, (hard, hard))  # space again
     journal.flush()
     journal.close()
-    print(json.dumps({"failures": failures, "ops": [e["n"] for e in read_segments(segments(folder))]}))
+    ops = [e["n"] for e in read_segments(sorted(folder.glob("ledger-*.jsonl")))]
+    print(json.dumps({"failures": failures, "ops": ops}))
     """
 )
 

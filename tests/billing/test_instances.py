@@ -77,7 +77,11 @@ def _in_flight(pool: ThreadPoolExecutor, gw: Gateway, key: str, model: str, n: i
 def _open_reserves(url: str, at_least: int) -> None:
     def count() -> bool:
         n = asyncio.run(
-            pg_one(url, "SELECT COUNT(*) FROM ledger WHERE kind = 'reserve' AND ended_at IS NULL")
+            pg_one(
+                url,
+                "SELECT COUNT(*) FROM ledger r WHERE r.kind = 'reserve' AND NOT EXISTS (SELECT 1 FROM ledger e "
+                "WHERE e.hold_id = r.hold_id AND e.kind IN ('settle', 'refund', 'charge'))",
+            )
         )
         return bool(n >= at_least)
 
@@ -86,6 +90,14 @@ def _open_reserves(url: str, at_least: int) -> None:
 
 def _state(url: str, username: str) -> tuple[int, int]:
     return asyncio.run(balance_and_ledger(url, username))
+
+
+def _settles_to(url: str, username: str, expected: int, timeout: float = 20) -> None:
+    """Wait until the user's balance and ledger sum both reach `expected`."""
+    deadline = time.monotonic() + timeout
+    while (state := _state(url, username)) != (expected, expected) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert state == (expected, expected), f"{username}: balance and ledger sum {state}, expected {expected}"
 
 
 def _endings(url: str) -> dict[str, Counter[str]]:
@@ -129,8 +141,8 @@ def test_a_starting_neighbour_leaves_requests_in_flight_alone(
         assert not done, f"requests ended before B was up: {done}"
         assert first[0].result() == 200
         assert [f.result() for f in tens] == [200] * 10
-    wait_until(lambda: _state(pg_url, "one") == (1000 - COST, 1000 - COST), timeout=20)
-    wait_until(lambda: _state(pg_url, "ten") == (10_000 - 10 * COST, 10_000 - 10 * COST), timeout=20)
+    _settles_to(pg_url, "one", 1000 - COST)
+    _settles_to(pg_url, "ten", 10_000 - 10 * COST)
     endings = _endings(pg_url)
     assert all(_ended_once(k) and not k["refund"] for k in endings.values()), endings
     if redis:
@@ -170,7 +182,7 @@ def test_each_restarts_while_the_other_serves(
     for gw in (a, b):
         assert _call(gw, key, "fast-model") == 200
     expected = 100_000 - 10 * COST
-    wait_until(lambda: _state(pg_url, "both") == (expected, expected), timeout=20)
+    _settles_to(pg_url, "both", expected)
     endings = _endings(pg_url)
     assert len(endings) == 12 and all(_ended_once(k) for k in endings.values()), endings
     assert sum(k["refund"] for k in endings.values()) == 2
@@ -193,14 +205,14 @@ def test_a_killed_instance_is_recovered_once_by_the_survivors(
     with ThreadPoolExecutor(16) as pool:
         calls = _in_flight(pool, a, key, "hang-model", 6)
         _open_reserves(pg_url, 6)
-        a_id = asyncio.run(pg_one(pg_url, "SELECT owner FROM ledger WHERE kind = 'reserve' LIMIT 1"))
         killed_at = time.monotonic()
         a.proc.signal(signal.SIGKILL)
         a.proc.wait(10)
         assert [f.result() for f in calls] == [0] * 6
     # Refunded by a survivor, once the heartbeat is older than the dead time (not before).
-    wait_until(lambda: _state(pg_url, "victim") == (100_000, 100_000), timeout=30)
+    _settles_to(pg_url, "victim", 100_000, timeout=30)
     assert time.monotonic() - killed_at >= 2.5
+    a_id = asyncio.run(pg_one(pg_url, "SELECT owner FROM ledger WHERE kind = 'reserve' LIMIT 1"))
     endings = _endings(pg_url)
     assert len(endings) == 6 and all(_ended_once(k) and k["refund"] == 1 for k in endings.values()), endings
     rows = asyncio.run(pg_rows(pg_url, "SELECT id, recovered_by FROM instances"))
