@@ -29,6 +29,8 @@ from aitre.periodic import cancel, every
 
 log = logging.getLogger(__name__)
 
+_KEEP_MS = 7 * 24 * 3600 * 1000  # how long the rows of ended instances are kept (for the record)
+
 
 def node_id(data_dir: Path) -> str:
     """The id of a data folder, made once and kept in it: processes serving from the same folder
@@ -109,7 +111,18 @@ class Instance:
                 ),
                 {"id": new_id, "node": self.node, "host": socket.gethostname()[:255], "pid": os.getpid()},
             )
-            if self.id:
+            if not self.id:
+                # Instances long stopped or recovered, holding nothing: one row per process start
+                # would otherwise pile up.
+                await session.execute(
+                    text(
+                        f"DELETE FROM instances WHERE COALESCE(stopped_at, recovered_at) < {now} - :keep "
+                        "AND NOT EXISTS (SELECT 1 FROM ledger WHERE kind = 'reserve' AND ended_at IS NULL "
+                        "AND owner = instances.id)"
+                    ),
+                    {"keep": _KEEP_MS},
+                )
+            else:
                 # Holds still open under the old id were written after the recovery that declared
                 # us gone had refunded the others: they are ours to end.
                 await session.execute(
