@@ -59,6 +59,7 @@ class Books:
         self._flush_seconds = flush_seconds
         self.owner = owner or (lambda: name)
         self._max_pending = max(1, max_pending)
+        self._check_rows = min(_FLUSH_ROWS, self._max_pending) - 1  # below: nothing to check
         self.quarantine = quarantine or Quarantine(journal_root.parent / "quarantine")
         self.ops: list[dict[str, Any]] = []  # ledger operations not yet in the database
         self.rows: list[dict[str, Any]] = []  # usage-log rows not yet in the database
@@ -90,11 +91,14 @@ class Books:
 
     def usage(self, row: dict[str, Any]) -> None:
         row["t"] = _USAGE
-        if self.full():
+        rows = self.rows
+        if len(rows) < self._check_rows:
+            rows.append(row)
+        elif self.full():
             self._spilled = True  # memory is bounded; the journal keeps it
         else:
-            self.rows.append(row)
-            if len(self.rows) >= _FLUSH_ROWS:
+            rows.append(row)
+            if len(rows) >= _FLUSH_ROWS:
                 self._wake.set()
         if self._deferring:
             self._journal.add(row)
