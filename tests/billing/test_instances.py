@@ -7,6 +7,7 @@ settles, every balance equals its ledger sum and the start minus what was served
 from __future__ import annotations
 
 import asyncio
+import os
 import signal
 import time
 from collections import Counter
@@ -248,3 +249,70 @@ def test_a_restart_returns_its_refunds_to_redis(
     assert _redis_balance(pg_url, "redis") == 10_000
     assert _call(a, key, "fast-model") == 200
     a.stop()
+
+
+def _workers(parent: int) -> list[int]:
+    """The worker processes of `aitre serve --workers N` (spawned children of the parent)."""
+    found = []
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/stat") as f:
+                ppid = int(f.read().rsplit(")", 1)[1].split()[1])
+            with open(f"/proc/{entry}/cmdline", "rb") as f:
+                cmdline = f.read()
+        except OSError:
+            continue
+        if ppid == parent and b"spawn_main" in cmdline:
+            found.append(int(entry))
+    return found
+
+
+def test_a_dead_workers_journal_is_replayed_by_its_sibling(
+    make_gateway: Callable[..., Gateway], simulator: Simulator
+) -> None:
+    """A worker killed with settlements only in its journal: its sibling, on the same data
+    folder, claims it once the heartbeat is old and replays that journal before refunding what
+    is left, so the requests it served are charged, not refunded."""
+    gw = make_gateway(
+        AITRE_WORKERS="2",
+        AITRE_SIMULATOR_ENABLED="false",
+        AITRE_FLUSH_SECONDS="600",  # the settlements stay in the workers' journals
+        AITRE_INSTANCE_HEARTBEAT_SECONDS="0.3",
+        AITRE_INSTANCE_DEAD_SECONDS="3",
+    )
+    _setup(gw, simulator)
+    gw.start()
+    key = new_user_key(gw, "workers", 100_000)
+    assert gw.proc.proc is not None
+    workers = wait_until(lambda: len(w := _workers(gw.proc.proc.pid)) == 2 and w, timeout=20)
+    with httpx.Client(timeout=30) as http:  # new connections: both workers serve some
+        for _ in range(12):
+            r = http.post(
+                gw.api + "/chat/completions",
+                json={"model": "fast-model", **BODY},
+                headers={"Authorization": f"Bearer {key}", "Connection": "close"},
+            )
+            assert r.status_code == 200
+    assert gw.sql("SELECT COUNT(*) FROM ledger WHERE kind = 'settle'")[0][0] == 0
+    served = {
+        r["pid"]: r["n"]
+        for r in gw.sql(
+            "SELECT i.pid AS pid, COUNT(*) AS n FROM ledger l JOIN instances i ON i.id = l.owner "
+            "WHERE l.kind = 'reserve' GROUP BY i.pid"
+        )
+    }
+    assert sum(served.values()) == 12
+    victim = max(workers, key=lambda pid: served.get(pid, 0))
+    assert served[victim] > 0
+    os.kill(victim, signal.SIGKILL)
+    # The sibling recovers it: every request of the dead worker ends, as a settlement.
+    dead_ones = wait_until(
+        lambda: gw.sql("SELECT COUNT(*) FROM instances WHERE recovered_by IS NOT NULL")[0][0], timeout=20
+    )
+    assert dead_ones == 1
+    gw.stop()  # the live worker writes its own settlements on the way out
+    kinds = Counter(r["kind"] for r in gw.sql("SELECT kind FROM ledger WHERE hold_id LIKE 'req_%'"))
+    assert kinds == {"reserve": 12, "settle": 12}, kinds
+    assert gw.sql("SELECT quota FROM users WHERE username = 'workers'")[0][0] == 100_000 - 12 * COST

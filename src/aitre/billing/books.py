@@ -54,7 +54,6 @@ class Books:
         id reserve rows are stamped with when written (it changes if the instance registers
         again)."""
         self._sessions = sessions
-        self._root = journal_root
         self._journal = Journal(journal_root / name, fsync=fsync)
         self._flush_seconds = flush_seconds
         self.owner = owner or (lambda: name)
@@ -129,15 +128,17 @@ class Books:
         ops, rows, spilled = self.ops, self.rows, self._spilled
         self.ops, self.rows, self._spilled = [], [], False
         self._writing = len(ops) + len(rows)
-        try:
-            segments = self._journal.rotate()
-        except OSError:
-            # The current segment stays as it is (replayed, harmlessly, by the next start).
-            log.exception("the journal could not start a new segment")
-            segments = []
         written, caught_up = Written(), Written()
+        segments: list[Path] = []
+        batch_done = False
         try:
+            try:
+                segments = self._journal.rotate()
+            except OSError:
+                # The current segment stays as it is (replayed, harmlessly, by the next start).
+                log.exception("the journal could not start a new segment")
             await write_batch(self._sessions, ops, rows, self.owner(), self.quarantine, written)
+            batch_done = True
             if spilled and segments:  # the rows kept in the journal only, from the closed segments
                 await replay(
                     self._sessions, segments, self.owner(), self.quarantine, caught_up, usage_only=True
@@ -145,8 +146,8 @@ class Books:
             elif spilled:
                 self._spilled = True
         except BaseException:
-            if written.rest is not None:
-                self.ops[:0], self.rows[:0] = written.rest  # kept, in order, for the next try
+            if not batch_done:  # what was not written is kept, in order, for the next try
+                self.ops[:0], self.rows[:0] = written.rest if written.rest is not None else (ops, rows)
             self._spilled = self._spilled or spilled
             raise
         finally:

@@ -43,14 +43,15 @@ def node_id(data_dir: Path) -> str:
     except FileNotFoundError:
         pass
     data_dir.mkdir(parents=True, exist_ok=True)
-    value = secrets.token_hex(8)
+    draft = data_dir / f".node-id.{os.getpid()}"
+    draft.write_text(secrets.token_hex(8) + "\n")
     try:
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
-    except FileExistsError:  # another process of this folder made it first
-        return path.read_text().strip()
-    with os.fdopen(fd, "w") as f:
-        f.write(value + "\n")
-    return value
+        os.link(draft, path)  # whole or not at all; if another process of the folder won, its id
+    except FileExistsError:
+        pass
+    finally:
+        draft.unlink()
+    return path.read_text().strip()
 
 
 def journal_name(instance_id: str) -> str:

@@ -48,8 +48,8 @@ _SQLITE_REFUSALS = (
 def refused(exc: BaseException) -> bool:
     """The database (or its driver) refused what was sent, as opposed to not answering: the
     same batch would fail again, the next one need not."""
-    if isinstance(exc, (OverflowError, TypeError, ValueError)):  # a driver could not convert a value
-        return True
+    if isinstance(exc, (OverflowError, TypeError, ValueError, LookupError)):
+        return True  # a value the driver could not convert, an entry missing a field
     if not isinstance(exc, DBAPIError) or exc.connection_invalidated:
         return False
     if isinstance(exc, (IntegrityError, DataError)) or isinstance(exc.orig, _SQLITE_REFUSALS):
@@ -170,7 +170,8 @@ async def write_batch(
         written.rows += len(part[1])
         for op in dropped:
             log.warning(
-                "dropped the %s of hold %s (%d units): the hold had already ended (refunded by recovery?)",
+                "the %s of hold %s (charged %d) was dropped: the hold had already ended (refunded by "
+                "the recovery of an instance declared gone?)",
                 op["op"],
                 op["hold_id"],
                 op.get("used", 0),
