@@ -195,3 +195,27 @@ async def test_a_database_outage_is_bounded_and_nothing_is_lost(make_gateway: Ca
             lambda: httpx.post(gw.api + "/chat/completions", json=body, headers=headers).status_code == 200
         )
         gw.stop()
+
+
+async def test_a_refused_ledger_operation_changes_no_balance(tmp_path: Path) -> None:
+    """A request whose hold id the database refuses (too long for its column): set aside, and
+    the live balance in Redis takes back what the request took, like the database."""
+    from aitre.billing.bank import Hold
+    from tests.billing.test_holds import new_user, redis_balance, start, stop
+
+    async with fresh_database() as url:
+        user = await new_user(url, 1000)
+        p = await start("redis-postgresql", url, tmp_path / "p")
+        refused, fine = Hold("req_" + "x" * 96, user, None, 300), Hold("req_fine", user, None, 300)
+        for hold in (refused, fine):
+            await p.bank.reserve(hold)
+            assert p.bank.settle(hold, 100) == 100
+        await p.books.flush()
+        assert await balance_and_ledger(url, f"{await pg_one(url, 'SELECT username FROM users')}") == (
+            900,
+            900,
+        )
+        assert await redis_balance(p, user, 900) == 900
+        kept = _quarantined(tmp_path / "p" / "quarantine")
+        assert [(e["op"], e["hold_id"]) for e in kept] == [("reserve", refused.hold_id)]
+        await stop(p)
