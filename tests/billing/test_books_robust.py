@@ -211,10 +211,8 @@ async def test_a_refused_ledger_operation_changes_no_balance(tmp_path: Path) -> 
             await p.bank.reserve(hold)
             assert p.bank.settle(hold, 100) == 100
         await p.books.flush()
-        assert await balance_and_ledger(url, f"{await pg_one(url, 'SELECT username FROM users')}") == (
-            900,
-            900,
-        )
+        name = await pg_one(url, "SELECT username FROM users WHERE id = $1", user)
+        assert await balance_and_ledger(url, name) == (900, 900)  # only the fine request charged
         assert await redis_balance(p, user, 900) == 900
         kept = _quarantined(tmp_path / "p" / "quarantine")
         assert [(e["op"], e["hold_id"]) for e in kept] == [("reserve", refused.hold_id)]
