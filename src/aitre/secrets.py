@@ -21,7 +21,11 @@ class SecretBox:
         try:
             return self._fernet.decrypt(token.encode()).decode()
         except InvalidToken as exc:
-            raise ValueError("cannot decrypt a channel secret: AITRE_SECRET_KEY changed?") from exc
+            raise ValueError(
+                "cannot decrypt a channel secret: AITRE_SECRET_KEY changed, or this gateway shares a "
+                "database with others but not their AITRE_SECRET_KEY (each data folder makes its own "
+                "`secret.key` unless the setting is given: give every instance the same one)"
+            ) from exc
 
 
 def load_or_create_key(configured: str, data_dir: Path) -> str:

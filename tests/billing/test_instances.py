@@ -16,6 +16,7 @@ from concurrent.futures import Future, ThreadPoolExecutor
 
 import httpx
 import pytest
+from cryptography.fernet import Fernet
 
 from aitre.billing.redis_bank import namespace
 from tests.billing.helpers import new_user_key
@@ -42,8 +43,18 @@ def pg_url() -> Iterator[str]:
         loop.close()
 
 
+# Gateways sharing a database share the key that encrypts channel secrets (each data folder
+# would otherwise make its own, and the second gateway could not read the first one's channels).
+SECRET_KEY = Fernet.generate_key().decode()
+
+
 def _env(url: str, redis: bool, **extra: str) -> dict[str, str]:
-    env = {"AITRE_DATABASE_URL": url, "AITRE_SIMULATOR_ENABLED": "false", **extra}
+    env = {
+        "AITRE_DATABASE_URL": url,
+        "AITRE_SIMULATOR_ENABLED": "false",
+        "AITRE_SECRET_KEY": SECRET_KEY,
+        **extra,
+    }
     if redis:
         env["AITRE_REDIS_URL"] = REDIS_URL
     return env

@@ -96,12 +96,16 @@ def to_info(row: Channel, box: SecretBox, simulator_base: str = "") -> ChannelIn
             # The bootstrap channel follows the simulator's own model list across upgrades.
             models = [*sim_catalog.all_models(), *BFL_MODELS]
             mapping = {**DEFAULT_FLUX_MAPPING, **mapping}
+    try:
+        secret = box.decrypt(row.secret_enc)
+    except ValueError as exc:
+        raise ValueError(f"channel {row.name!r} (id {row.id}): {exc}") from exc
     return ChannelInfo(
         id=row.id,
         name=row.name,
         type=row.type,
         base_url=base_url,
-        secret=box.decrypt(row.secret_enc),
+        secret=secret,
         models=frozenset(models),
         model_mapping=mapping,
         priority=row.priority,
