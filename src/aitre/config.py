@@ -170,6 +170,24 @@ class Settings(BaseSettings):
         False,
         description="fsync the journal on every flush (survives power loss, not only a killed process).",
     )
+    books_max_pending: int = Field(
+        100_000,
+        description="Ledger entries and usage rows that may wait in memory for the database (during an "
+        "outage). At the bound, new billable requests get 503 `billing_unavailable` and usage rows wait "
+        "in the journal only; all of it is written once the database answers.",
+    )
+
+    # --- instances ---------------------------------------------------------------------------
+    instance_heartbeat_seconds: float = Field(
+        5.0,
+        description="How often each gateway process records in the database that it is alive (and "
+        "looks for instances that are gone).",
+    )
+    instance_dead_seconds: float = Field(
+        60.0,
+        description="An instance with no heartbeat for this long is gone: another refunds the requests "
+        "it held open. Keep it well above the heartbeat and longer than database hiccups last.",
+    )
 
     @field_validator("image_chat_models", "fetch_allowed_cidrs", "forwarded_allow_ips", mode="before")
     @classmethod
