@@ -31,7 +31,7 @@ from aitre.channels.health import ChannelHealth
 from aitre.channels.ops import ChannelOps
 from aitre.config import Settings
 from aitre.media.fetch import MediaFetcher
-from aitre.media.store import MediaStore
+from aitre.media.store import LocalMediaStore
 from aitre.relay.upstream import Upstream
 from aitre.secrets import SecretBox, load_or_create_key
 from aitre.security.forwarded import ForwardedFor
@@ -202,7 +202,7 @@ async def _start_state(settings: Settings) -> AppState:
         tokenizer=tokenizer,
         adapters=build_registry(),
         accountant=Accountant(bank, catalog.prices, limiter, tokenizer, settings),
-        media=MediaStore(settings.resolved_media_dir(), settings.resolved_public_url()),
+        media=LocalMediaStore(settings.resolved_media_dir(), settings.resolved_public_url()),
         fetcher=MediaFetcher(
             AddressPolicy(settings.fetch_allow_private, settings.fetch_allowed_cidrs),
             max_bytes=settings.fetch_max_bytes,
