@@ -245,8 +245,9 @@ class Task(Base):
     """A long-running upstream job (an MJ imagine, a video). The table is the queue: a row with
     `next_poll_at` has work due then (submit, poll, finish its books); a worker claims it by
     moving `next_poll_at` to the end of its lease (`lease_until`, `lease_owner` = its instance),
-    so a dead worker's task is due again when the lease runs out. `billed_at` is set, once,
-    when an ended task's hold is ended and its usage row written."""
+    so a dead worker's task is due again when the lease runs out. Changes are conditional on
+    `version` (and, for a worker, on its lease): whoever changed the row first wins. `billed_at`
+    is set, once, when an ended task's hold is ended and its usage row written."""
 
     __tablename__ = "tasks"
     id: Mapped[str] = mapped_column(String(64), primary_key=True)
@@ -257,6 +258,7 @@ class Task(Base):
     token_id: Mapped[int | None] = mapped_column(Integer, nullable=True)
     group_name: Mapped[str] = mapped_column(String(64), default="default")
     channel_id: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    channel_pinned: Mapped[bool] = mapped_column(Boolean, default=False)  # runs on channel_id only
     upstream_id: Mapped[str | None] = mapped_column(String(128), nullable=True)
     status: Mapped[str] = mapped_column(String(16))
     progress: Mapped[int] = mapped_column(Integer, default=0)
@@ -283,6 +285,7 @@ class Task(Base):
     updated_at: Mapped[int] = mapped_column(BigInteger, default=now_ms)
     billed_at: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
     notify_seq: Mapped[int] = mapped_column(Integer, default=0)
+    version: Mapped[int] = mapped_column(Integer, default=0)  # +1 on every change (not on claims)
     history: Mapped[list[dict[str, Any]]] = mapped_column(JSON, default=list)
 
     __table_args__ = (

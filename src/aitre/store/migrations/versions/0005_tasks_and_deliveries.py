@@ -67,6 +67,7 @@ def upgrade() -> None:
         sa.Column("token_id", sa.Integer(), nullable=True),
         sa.Column("group_name", sa.String(length=64), nullable=False),
         sa.Column("channel_id", sa.Integer(), nullable=True),
+        sa.Column("channel_pinned", sa.Boolean(), nullable=False),
         sa.Column("upstream_id", sa.String(length=128), nullable=True),
         sa.Column("status", sa.String(length=16), nullable=False),
         sa.Column("progress", sa.Integer(), nullable=False),
@@ -93,6 +94,7 @@ def upgrade() -> None:
         sa.Column("updated_at", sa.BigInteger(), nullable=False),
         sa.Column("billed_at", sa.BigInteger(), nullable=True),
         sa.Column("notify_seq", sa.Integer(), nullable=False),
+        sa.Column("version", sa.Integer(), nullable=False),
         sa.Column("history", sa.JSON(), nullable=False),
         sa.PrimaryKeyConstraint("id"),
     )
