@@ -136,9 +136,16 @@ async def cancel(request: Request) -> Response:
     return json_response(state.tasks.registry.render(task, state.media))
 
 
+async def callback(request: Request) -> Response:
+    """What an upstream's callback route does: the task is polled now."""
+    state = app_state(request)
+    return json_response({"polled": await state.tasks.poll_now(request.query_params.get("id", ""))})
+
+
 def register(registry: TaskRegistry) -> None:
     registry.add_protocol("openai", StubProtocol())
     registry.add_renderer("stub", render)
     registry.add_route("POST", "/stub/submit", submit)
     registry.add_route("GET", "/stub/task", fetch)
     registry.add_route("POST", "/stub/cancel", cancel)
+    registry.add_route("POST", "/stub/callback", callback)

@@ -113,3 +113,18 @@ def test_a_notify_hook_on_a_private_address_is_refused(gw: Gateway, hooks: HookR
     assert failed and all(c["attempts"] == 1 for c in failed)
     assert "may not fetch from" in failed[0]["last_error"]
     assert hooks.calls == []
+
+
+def test_an_upstream_callback_makes_a_running_task_polled_now(gw: Gateway) -> None:
+    task_id = submit_ok(gw, cost=100, mode="never")
+    wait_until(lambda: task(gw, task_id)["status"] == "running")
+
+    def poke() -> bool:
+        polled: bool = httpx.post(gw.url + "/stub/callback", params={"id": task_id}).json()["polled"]
+        return polled
+
+    assert wait_until(poke)  # (False while a worker happens to hold it: it is being polled then)
+    admin(gw, "POST", f"/api/admin/tasks/{task_id}/cancel")
+    wait_billed(gw, task_id)
+    assert httpx.post(gw.url + "/stub/callback", params={"id": task_id}).json()["polled"] is False
+    assert httpx.post(gw.url + "/stub/callback", params={"id": "nope"}).json()["polled"] is False

@@ -15,7 +15,7 @@ import logging
 from collections.abc import AsyncIterator, Callable
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import text
+from sqlalchemy import text, update
 from sqlalchemy.exc import IntegrityError
 
 from aitre.billing.bank import Hold
@@ -30,6 +30,7 @@ from aitre.tasks.deliveries import Deliverer
 from aitre.tasks.ending import Ender, cancelled
 from aitre.tasks.protocol import (
     QUEUED,
+    RUNNING,
     WAITING,
     Delivery,
     TaskContext,
@@ -317,6 +318,27 @@ class TaskEngine:
             return {"status": QUEUED, "request": {**task.request, **patch}}
 
         return await self._take(task_id, user_id, change, "resumed", WAITING)
+
+    async def poll_now(self, task_id: str) -> bool:
+        until = now_ms() + self._lease_ms
+        async with self._sessions() as session, session.begin():
+            row = (
+                await session.execute(
+                    update(repo.T)
+                    .where(
+                        repo.T.c.id == task_id,
+                        repo.T.c.status == RUNNING,
+                        repo.T.c.lease_owner.is_(None),
+                        repo.T.c.next_poll_at.is_not(None),
+                    )
+                    .values(lease_owner=self._owner(), lease_until=until, next_poll_at=until)
+                    .returning(*repo.T.c)
+                )
+            ).first()
+        if row is None:
+            return False
+        self._run_here(repo.view(row))
+        return True
 
     async def watch(self, task_id: str, interval_s: float = 1.0) -> AsyncIterator[TaskView]:
         event = asyncio.Event()
