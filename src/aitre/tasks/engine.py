@@ -74,6 +74,7 @@ class TaskEngine:
             self._next_due,
             max(1, s.task_claim_batch * 2),
             s.task_idle_check_seconds,
+            max(1, s.task_claim_batch),
         )
         self.deliverer = Deliverer(state.sessions, state.box, state.fetcher, self.claimer, s, self._owner)
         self.notifier: Pump[Any] = Pump(
@@ -180,7 +181,7 @@ class TaskEngine:
 
     async def _claim(self, limit: int) -> list[tuple[Unit, int]]:
         owner = self._owner()
-        _, rows = await self.claimer.claim_tasks(owner, min(limit, self._settings.task_claim_batch))
+        _, rows = await self.claimer.claim_tasks(owner, limit)
         return self.runner.units(owner, now_ms(), rows)
 
     async def _next_due(self) -> int | None:
