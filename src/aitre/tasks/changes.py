@@ -9,12 +9,13 @@ from dataclasses import fields, replace
 from typing import Any
 
 import orjson
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from aitre.config import Settings
 from aitre.media.store import MediaStore
 from aitre.store.models import now_ms
 from aitre.tasks import deliveries, repo
+from aitre.tasks.db import TaskDb
 from aitre.tasks.protocol import TaskView
 from aitre.tasks.registry import TaskRegistry
 
@@ -37,13 +38,13 @@ def capped(history: list[dict[str, Any]], entry: dict[str, Any], cap: int) -> li
 class Recorder:
     def __init__(
         self,
-        sessions: async_sessionmaker[AsyncSession] | None,
+        db: TaskDb | None,
         registry: TaskRegistry,
         media: MediaStore,
         settings: Settings,
         changed: Callable[[TaskView, bool], None],
     ) -> None:
-        self._sessions = sessions
+        self._db = db
         self._registry = registry
         self._media = media
         self._settings = settings
@@ -116,8 +117,8 @@ class Recorder:
         """Write the change in its own transaction; the task as it is now, or None when the row
         moved on meanwhile (another worker, a cancel): nothing was written."""
         after, out, calls = self.prepare(task, values, note, extra, owner)
-        assert self._sessions is not None, "made for `prepare` and `write` in the caller's transaction"
-        async with self._sessions() as session, session.begin():
+        assert self._db is not None, "made for `prepare` and `write` in the caller's transaction"
+        async with self._db.write() as session:
             written = await self.write(session, task, after, out, calls, owner)
         if not written:
             return None

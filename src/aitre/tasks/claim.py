@@ -20,10 +20,11 @@ from collections.abc import Sequence
 from typing import Any, cast
 
 from sqlalchemy import Table, select, text, update
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from aitre.billing.recovery import db_now
 from aitre.store.models import Task, TaskDelivery
+from aitre.tasks.db import TaskDb
 
 CLAIMER = "tasks"
 TASKS = cast(Table, Task.__table__)
@@ -36,8 +37,8 @@ async def database_now(session: AsyncSession) -> int:
 
 
 class Claimer:
-    def __init__(self, sessions: async_sessionmaker[AsyncSession], is_sqlite: bool, lease_s: float) -> None:
-        self._sessions = sessions
+    def __init__(self, db: TaskDb, is_sqlite: bool, lease_s: float) -> None:
+        self._db = db
         self._single = is_sqlite
         self.lease_ms = int(lease_s * 1000)
         self._holder = ""
@@ -57,7 +58,7 @@ class Claimer:
         return False
 
     async def _take(self, owner: str) -> bool:
-        async with self._sessions() as session, session.begin():
+        async with self._db.write() as session:
             now = db_now(session)
             taken = await session.execute(
                 text(
@@ -80,7 +81,7 @@ class Claimer:
     async def let_go(self, owner: str) -> None:
         """At shutdown: another process may claim at once."""
         if self._single:
-            async with self._sessions() as session, session.begin():
+            async with self._db.write() as session:
                 await session.execute(
                     text("DELETE FROM leases WHERE name = :name AND owner = :me"),
                     {"name": CLAIMER, "me": owner},
@@ -115,7 +116,7 @@ class Claimer:
         extra: Sequence[Any] = (),
     ) -> tuple[int, list[Any]]:
         col = table.c[due]
-        async with self._sessions() as session, session.begin():
+        async with self._db.write() as session:
             now = await database_now(session)
             pick = select(table.c.id).where(col <= now, *extra).order_by(col).limit(limit)
             if not self._single:
@@ -135,7 +136,7 @@ class Claimer:
     async def renew(self, table: Table, due: str, owner: str, ids: Sequence[Any]) -> None:
         """Push the leases `owner` holds on `ids` to a full lease from now."""
         col = table.c[due]
-        async with self._sessions() as session, session.begin():
+        async with self._db.write() as session:
             until = await database_now(session) + self.lease_ms
             values: dict[str, Any] = {due: until}
             if "lease_until" in table.c:

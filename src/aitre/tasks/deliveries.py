@@ -24,7 +24,7 @@ from typing import Any, cast
 import orjson
 from sqlalchemy import Table, select, text, update
 from sqlalchemy.engine import Row
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from aitre.config import Settings
 from aitre.errors import ConflictError, NotFoundError
@@ -33,6 +33,7 @@ from aitre.secrets import SecretBox
 from aitre.store.models import TaskDelivery, now_ms
 from aitre.tasks import signing
 from aitre.tasks.claim import Claimer
+from aitre.tasks.db import TaskDb
 from aitre.tasks.protocol import Delivery, TaskView
 
 log = logging.getLogger(__name__)
@@ -129,14 +130,14 @@ class Deliverer:
 
     def __init__(
         self,
-        sessions: async_sessionmaker[AsyncSession],
+        db: TaskDb,
         box: SecretBox,
         fetcher: MediaFetcher,
         claimer: Claimer,
         settings: Settings,
         owner: Callable[[], str],
     ) -> None:
-        self._sessions = sessions
+        self._db = db
         self._box = box
         self._fetcher = fetcher
         self._claimer = claimer
@@ -149,7 +150,7 @@ class Deliverer:
         return [((owner, r), 1) for r in rows]
 
     async def next_due(self) -> int | None:
-        async with self._sessions() as session:
+        async with self._db.read() as session:
             value = await session.scalar(
                 text("SELECT MIN(next_at) FROM task_deliveries WHERE next_at IS NOT NULL")
             )
@@ -188,7 +189,7 @@ class Deliverer:
 
     async def _start(self, owner: str, m: Any) -> bool:
         """Record that the call is being made (committed before it is)."""
-        async with self._sessions() as session, session.begin():
+        async with self._db.write() as session:
             started = await session.execute(
                 update(D)
                 .where(D.c.id == m["id"], D.c.lease_owner == owner, D.c.status == PENDING)
@@ -199,7 +200,7 @@ class Deliverer:
     async def _secret(self, operator: bool, user_id: int) -> str | None:
         if operator:
             return self._settings.task_notify_secret or None
-        async with self._sessions() as session, session.begin():
+        async with self._db.write() as session:
             return await signing.hook_secret(session, self._box, user_id)
 
     async def _record(self, owner: str, m: Any, status: int | None, error: str, final: bool) -> None:
@@ -219,7 +220,7 @@ class Deliverer:
         else:
             pause = min(self._settings.notify_backoff_seconds * 2 ** (attempts - 1), _MAX_BACKOFF_S)
             values.update(next_at=now + int(pause * 1000), last_error=error[:2000])
-        async with self._sessions() as session, session.begin():
+        async with self._db.write() as session:
             await session.execute(
                 update(D)
                 .where(D.c.id == m["id"], D.c.lease_owner == owner, D.c.status == PENDING)

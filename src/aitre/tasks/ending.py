@@ -13,11 +13,12 @@ from __future__ import annotations
 from typing import Any
 
 from sqlalchemy import func, insert, select, update
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from aitre.billing.bank import Bank
 from aitre.store.models import LedgerEntry, UsageLog, now_ms
 from aitre.tasks.changes import Recorder
+from aitre.tasks.db import TaskDb
 from aitre.tasks.protocol import (
     CANCELLED,
     CANCELLED_CODE,
@@ -59,8 +60,8 @@ def log_status(task: TaskView) -> int:
 
 
 class Ender:
-    def __init__(self, sessions: async_sessionmaker[AsyncSession], bank: Bank, recorder: Recorder) -> None:
-        self._sessions = sessions
+    def __init__(self, db: TaskDb, bank: Bank, recorder: Recorder) -> None:
+        self._db = db
         self._bank = bank
         self._recorder = recorder
 
@@ -100,7 +101,7 @@ class Ender:
                 task.hold_id, f"task {task.status}: {task.error_code or task.status}"
             )
         now = now_ms()
-        async with self._sessions() as session, session.begin():
+        async with self._db.write() as session:
             charged = await _charged(session, task.hold_id)
             done = await session.execute(
                 update(T)

@@ -26,6 +26,7 @@ from aitre.store.models import now_ms
 from aitre.tasks import deliveries, repo
 from aitre.tasks.changes import Recorder
 from aitre.tasks.claim import TASKS, Claimer
+from aitre.tasks.db import TaskDb
 from aitre.tasks.deliveries import Deliverer
 from aitre.tasks.ending import Ender, cancelled
 from aitre.tasks.protocol import (
@@ -57,15 +58,15 @@ class TaskEngine:
         self.registry = registry
         self._state = state
         self._settings = s
-        self._sessions = state.sessions
+        self._db = db = TaskDb(state.sessions, s.is_sqlite)
         self._lease_ms = int(s.task_lease_seconds * 1000)
         self._watchers: dict[str, set[asyncio.Event]] = {}
-        self.claimer = Claimer(state.sessions, s.is_sqlite, s.task_lease_seconds)
-        self.recorder = Recorder(state.sessions, registry, state.media, s, self._changed)
-        self.ender = Ender(state.sessions, state.accountant.bank, self.recorder)
+        self.claimer = Claimer(db, s.is_sqlite, s.task_lease_seconds)
+        self.recorder = Recorder(db, registry, state.media, s, self._changed)
+        self.ender = Ender(db, state.accountant.bank, self.recorder)
         self.routes = Routes(state.catalog, state.health, registry)
         ctx = TaskContext(state, s, state.upstream, state.fetcher, state.media, log)
-        self.runner = Runner(ctx, state.sessions, registry, self.routes, self.recorder, self.ender, self._due)
+        self.runner = Runner(ctx, db, registry, self.routes, self.recorder, self.ender, self._due)
         self.workers: Pump[Unit] = Pump(
             "task-worker",
             self._may_claim,
@@ -76,7 +77,7 @@ class TaskEngine:
             s.task_idle_check_seconds,
             max(1, s.task_claim_batch),
         )
-        self.deliverer = Deliverer(state.sessions, state.box, state.fetcher, self.claimer, s, self._owner)
+        self.deliverer = Deliverer(db, state.box, state.fetcher, self.claimer, s, self._owner)
         self.notifier: Pump[Any] = Pump(
             "notify-worker",
             self._may_claim,
@@ -116,7 +117,7 @@ class TaskEngine:
         await cancel(self._sweeper)
         owner = self._owner()
         try:
-            async with self._sessions() as session, session.begin():
+            async with self._db.write() as session:
                 now = now_ms()
                 await session.execute(
                     text(
@@ -140,7 +141,7 @@ class TaskEngine:
         """Leases of instances known to be gone (an earlier run on this data folder, recovered
         on start; one swept as dead) need not run out: due now."""
         gone = "SELECT id FROM instances WHERE recovered_by IS NOT NULL OR stopped_at IS NOT NULL"
-        async with self._sessions() as session, session.begin():
+        async with self._db.write() as session:
             now = now_ms()
             await session.execute(
                 text(
@@ -185,7 +186,7 @@ class TaskEngine:
         return self.runner.units(owner, now_ms(), rows)
 
     async def _next_due(self) -> int | None:
-        async with self._sessions() as session:
+        async with self._db.read() as session:
             return await repo.next_due(session)
 
     def _due(self, at_ms: int) -> None:
@@ -247,13 +248,13 @@ class TaskEngine:
         task = TaskView(**values)
         if not self.routes.routable(task):
             raise no_channel(spec.model)
-        async with self._sessions() as session:
+        async with self._db.read() as session:
             if await repo.get(session, spec.id) is not None:
                 raise ApiError(409, f"A task with the id {spec.id} exists.", code="task_exists")
         bank = self._state.accountant.bank
         await bank.reserve_durable(Hold(task.hold_id, spec.user_id, spec.token_id, spec.cost))
         try:
-            async with self._sessions() as session, session.begin():
+            async with self._db.write() as session:
                 await repo.insert(
                     session,
                     {**values, "lease_owner": self._owner(), "lease_until": until, "next_poll_at": until},
@@ -267,12 +268,12 @@ class TaskEngine:
         return task
 
     async def get(self, task_id: str, user_id: int | None = None) -> TaskView | None:
-        async with self._sessions() as session:
+        async with self._db.read() as session:
             task = await repo.get(session, task_id)
         return task if task is not None and (user_id is None or task.user_id == user_id) else None
 
     async def get_many(self, task_ids: list[str], user_id: int | None = None) -> list[TaskView]:
-        async with self._sessions() as session:
+        async with self._db.read() as session:
             found = await repo.get_many(session, task_ids)
         return [
             t
@@ -283,7 +284,7 @@ class TaskEngine:
     async def list_tasks(
         self, filters: TaskFilter, page: int = 1, per_page: int = 50
     ) -> tuple[list[TaskView], int]:
-        async with self._sessions() as session:
+        async with self._db.read() as session:
             return await repo.page(session, filters, page, per_page)
 
     async def _take(
@@ -322,7 +323,7 @@ class TaskEngine:
 
     async def poll_now(self, task_id: str) -> bool:
         until = now_ms() + self._lease_ms
-        async with self._sessions() as session, session.begin():
+        async with self._db.write() as session:
             row = (
                 await session.execute(
                     update(repo.T)
@@ -367,11 +368,11 @@ class TaskEngine:
                     del self._watchers[task_id]
 
     async def deliveries(self, task_id: str) -> list[Delivery]:
-        async with self._sessions() as session:
+        async with self._db.read() as session:
             return await deliveries.for_task(session, task_id)
 
     async def retry_delivery(self, delivery_id: int) -> Delivery:
-        async with self._sessions() as session, session.begin():
+        async with self._db.write() as session:
             delivery = await deliveries.retry(session, delivery_id, now_ms())
         self.notifier.due_at(now_ms())
         return delivery

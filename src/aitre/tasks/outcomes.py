@@ -10,12 +10,11 @@ from collections.abc import Callable
 from dataclasses import replace
 from typing import Any
 
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
-
 from aitre.channels.model import ChannelInfo
 from aitre.store.models import now_ms
 from aitre.tasks import repo
 from aitre.tasks.changes import Recorder
+from aitre.tasks.db import TaskDb
 from aitre.tasks.ending import Ender
 from aitre.tasks.protocol import (
     CANCELLED,
@@ -49,7 +48,7 @@ class Outcomes:
     def __init__(
         self,
         ctx: TaskContext,
-        sessions: async_sessionmaker[AsyncSession],
+        db: TaskDb,
         routes: Routes,
         recorder: Recorder,
         ender: Ender,
@@ -58,7 +57,7 @@ class Outcomes:
     ) -> None:
         self.ctx = ctx
         self._settings = ctx.settings
-        self._sessions = sessions
+        self._db = db
         self._routes = routes
         self._rec = recorder
         self._ender = ender
@@ -170,7 +169,7 @@ class Outcomes:
             return
         now = now_ms()
         due = {t.id: self._next_poll(t, now, False, (hints or {}).get(t.id), backoff) for t in tasks}
-        async with self._sessions() as session, session.begin():
+        async with self._db.write() as session:
             await repo.reschedule(session, owner, due)
         self._due(min(due.values()))
 
@@ -236,7 +235,7 @@ class Outcomes:
         upstream_id = values.get("upstream_id")
         if not upstream_id or upstream_id == task.upstream_id:
             return
-        async with self._sessions() as session, session.begin():
+        async with self._db.write() as session:
             await repo.keep_upstream_id(session, task.id, upstream_id)
             current = await repo.get(session, task.id)
         if current is None:

@@ -52,6 +52,7 @@ class Pump(Generic[Unit]):
         self._backlog = False
         self._running: set[asyncio.Task[None]] = set()
         self._loop: asyncio.Task[None] | None = None
+        self._stopped = False
         self.rounds = 0  # claim rounds made (a benchmark reads it)
 
     def due_at(self, at_ms: int) -> None:
@@ -65,6 +66,7 @@ class Pump(Generic[Unit]):
 
     async def stop(self) -> None:
         """Stop claiming and cancel the work in flight (its leases run out; others take over)."""
+        self._stopped = True
         tasks = [t for t in (self._loop, *self._running) if t is not None]
         for t in tasks:
             t.cancel()
@@ -74,7 +76,10 @@ class Pump(Generic[Unit]):
         self._loop = None
 
     def spawn(self, unit: Unit, count: int) -> None:
-        """Run a unit this process claimed by other means (a task it just created)."""
+        """Run a unit this process claimed by other means (a task it just created). After `stop`
+        it is left to its lease: another process (or the next start) takes it over."""
+        if self._stopped:
+            return
         self.active += count
         task = asyncio.get_running_loop().create_task(self._run_unit(unit, count))
         self._running.add(task)

@@ -1,8 +1,9 @@
 """Which channel runs a task: an enabled channel that serves its model, allows its owner's group,
 has a protocol of its kind (and the protocol agrees), preferring healthy ones, in the router's
 priority and weight order (`channels.router`). A pinned task (an MJ action: its parent's
-channel) runs on its channel only; a task already upstream is polled, looked up and cancelled on
-the channel that has it, even if that channel was disabled meanwhile."""
+channel) runs on its channel only, and so does a task resumed with input (an MJ modal): it is
+upstream there already. A task already upstream is polled, looked up and cancelled on the
+channel that has it, even if that channel was disabled meanwhile."""
 
 from __future__ import annotations
 
@@ -15,6 +16,11 @@ from aitre.tasks.protocol import TaskProtocol, TaskView
 from aitre.tasks.registry import TaskRegistry
 
 Route = tuple[ChannelInfo, TaskProtocol]
+
+
+def _bound(task: TaskView) -> bool:
+    """Runs on its own channel only: pinned, or already upstream there (a resumed task)."""
+    return task.channel_pinned or (task.upstream_id is not None and task.channel_id is not None)
 
 
 @dataclass(frozen=True, slots=True)
@@ -41,14 +47,14 @@ class Routes:
 
     def routable(self, task: TaskView) -> bool:
         """Whether any channel could ever run it (health and load aside)."""
-        if task.channel_pinned:
+        if _bound(task):
             found = self.on_channel(task, submit=True)
             return not isinstance(found, NoRoute)
         return bool(self._serves(task))
 
     def choose(self, task: TaskView) -> Route | NoRoute:
         """The channel for a submit."""
-        if task.channel_pinned:
+        if _bound(task):
             return self.on_channel(task, submit=True)
         serving = self._serves(task)
         if not serving:

@@ -16,13 +16,12 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
-
 from aitre.adapters.base import Retryable
 from aitre.channels.model import ChannelInfo
 from aitre.store.models import now_ms
 from aitre.tasks import repo
 from aitre.tasks.changes import Recorder
+from aitre.tasks.db import TaskDb
 from aitre.tasks.ending import Ender
 from aitre.tasks.outcomes import Outcomes
 from aitre.tasks.protocol import (
@@ -68,7 +67,7 @@ class Runner:
     def __init__(
         self,
         ctx: TaskContext,
-        sessions: async_sessionmaker[AsyncSession],
+        db: TaskDb,
         registry: TaskRegistry,
         routes: Routes,
         recorder: Recorder,
@@ -83,7 +82,7 @@ class Runner:
         self._rec = recorder
         self._settings = settings
         self._calls = asyncio.Semaphore(max(1, settings.task_concurrency))
-        self._out = Outcomes(ctx, sessions, routes, recorder, ender, self._calls, due)
+        self._out = Outcomes(ctx, db, routes, recorder, ender, self._calls, due)
         self.active: dict[str, str] = {}  # task id -> the owner it was claimed as (lease renewal)
         self.busy = asyncio.Event()  # set while tasks are worked on here
 
@@ -193,7 +192,7 @@ class Runner:
             return
         values: dict[str, Any] = {"status": QUEUED, "lease_owner": None, "lease_until": None}
         values["next_poll_at"] = min(now_ms() + self._out.pause(task), task.deadline_at)
-        if task.channel_id is not None and not task.channel_pinned:
+        if task.channel_id is not None and not task.channel_pinned and task.upstream_id is None:
             values["channel_id"] = None
         changed = await self._rec.change(
             task, values, owner, f"channel {channel.id}: {message}", {"channel_id": channel.id, "retry": True}
