@@ -3,7 +3,8 @@
 
 Jobs run on a clock: `steps` steps of `step_s` seconds, then done. The submit's `mode` picks a
 behaviour: ok, never (stays at 50%), fail (fails after a step), refuse (400), busy (503), drop
-(takes the job, then closes the connection without answering). Submits are idempotent by `key`
+(takes the job, then closes the connection without answering), modal (waits for input, given by
+a submit that names the job in `resume`, then runs). Submits are idempotent by `key`
 and every submit is counted per key, so a test can see whether one was repeated.
 """
 
@@ -47,12 +48,15 @@ class Job:
     steps: int
     step_s: float
     cancelled: bool = False
+    resumed_with: str | None = None  # mode "modal": waits for input until then
 
     def view(self, now: float) -> dict[str, Any]:
         k = int((now - self.started) / self.step_s) if self.step_s > 0 else self.steps
         out: dict[str, Any] = {"id": self.id, "status": "running", "progress": 0}
         if self.cancelled:
             out["status"] = "cancelled"
+        elif self.mode == "modal" and self.resumed_with is None:
+            out["status"] = "waiting"
         elif self.mode == "never":
             out["progress"] = min(k * 10, 50)
         elif self.mode == "fail" and k >= 1:
@@ -82,6 +86,10 @@ def app() -> web.Application:
         body = await request.json()
         key, mode = str(body.get("key", "")), str(body.get("mode", "ok"))
         up.submits[key] += 1
+        if "resume" in body:  # the input a waiting job asked for
+            job = up.jobs[str(body["resume"])]
+            job.resumed_with, job.started = str(body.get("input")), time.monotonic()
+            return web.json_response({"id": job.id})
         if mode == "refuse":
             return web.json_response({"error": "banned prompt"}, status=400)
         if mode == "busy":

@@ -49,6 +49,8 @@ class StubProtocol:
 
     async def submit(self, ctx: TaskContext, channel: ChannelInfo, task: TaskView) -> Submitted:
         body = {"key": task.submit_key, **task.request}
+        if task.upstream_id:  # resumed: the input goes to the job that waits for it
+            body["resume"] = task.upstream_id
         status, data = await ctx.call(channel, "POST", channel.root_url() + "/submit", body)
         if status == 400:
             raise TaskRefused(str(data["error"]), "stub_refused")
@@ -158,6 +160,16 @@ async def watch(request: Request) -> Response:
     return StreamingResponse(lines(), media_type="application/x-ndjson")
 
 
+async def resume(request: Request) -> Response:
+    state = app_state(request)
+    caller = await authenticate(request, state)
+    body = orjson.loads(await read_body(request, 1 << 16))
+    task = await state.tasks.resume(
+        request.query_params.get("id", ""), {"input": body["input"]}, caller.user_id
+    )
+    return json_response(state.tasks.registry.render(task, state.media))
+
+
 def register(registry: TaskRegistry) -> None:
     registry.add_protocol("openai", StubProtocol())
     registry.add_renderer("stub", render)
@@ -166,3 +178,4 @@ def register(registry: TaskRegistry) -> None:
     registry.add_route("POST", "/stub/cancel", cancel)
     registry.add_route("POST", "/stub/callback", callback)
     registry.add_route("GET", "/stub/watch", watch)
+    registry.add_route("POST", "/stub/resume", resume)

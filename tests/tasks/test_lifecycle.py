@@ -4,18 +4,12 @@ charged once; refused, failed and timed-out tasks refunded exactly."""
 from __future__ import annotations
 
 import json
+import time
 
 import httpx
 
 from tests.support.processes import Gateway, wait_until
-from tests.tasks.kit import (
-    StubUpstream,
-    balance,
-    submit,
-    submit_ok,
-    wait_billed,
-    wait_final,
-)
+from tests.tasks.kit import StubUpstream, admin, balance, submit, submit_ok, task, wait_billed, wait_final
 
 
 def test_task_succeeds_keeps_its_picture_and_is_charged_once(gw: Gateway) -> None:
@@ -127,3 +121,44 @@ def test_watching_a_task_sees_each_change_as_it_happens(gw: Gateway) -> None:
     assert seen[-1] == ("succeeded", 100)
     progress = [p for s, p in seen if s == "running"]
     assert len(progress) >= 3 and progress == sorted(progress)
+
+
+def test_a_waiting_task_resumed_runs_on_its_channel(gw: Gateway, stub: StubUpstream) -> None:
+    task_id = submit_ok(gw, cost=200, mode="modal", steps=2, step_s=0.2)
+    waiting = wait_until(lambda: (t := task(gw, task_id))["status"] == "waiting" and t)
+    channel = gw.sql("SELECT channel_id FROM tasks WHERE id = ?", (task_id,))[0]["channel_id"]
+    headers = {"Authorization": f"Bearer {gw.user_key}"}
+    # Not waiting for input yet, or not mine: refused.
+    other = submit_ok(gw, cost=10, steps=1, step_s=0.1)
+    early = httpx.post(gw.url + "/stub/resume", params={"id": other}, json={"input": "x"}, headers=headers)
+    assert early.status_code == 409 and early.json()["error"]["code"] in ("task_not_waiting", "task_finished")
+    # A new channel, preferred for new tasks, appears meanwhile: the input still goes where the job waits.
+    added = admin(
+        gw,
+        "POST",
+        "/api/admin/channels",
+        json={
+            "name": "stub-preferred",
+            "type": "openai",
+            "base_url": stub.url,
+            "models": ["stub-model"],
+            "priority": 10,
+        },
+    )
+    assert added.status_code == 201, added.text
+    try:
+        time.sleep(1)  # the catalog refreshes every 0.2 s
+        resumed = httpx.post(
+            gw.url + "/stub/resume", params={"id": task_id}, json={"input": "zoom 2x"}, headers=headers
+        )
+        assert resumed.status_code == 200, resumed.text
+        assert resumed.json()["status"] == "queued"
+        done = wait_final(gw, task_id)
+        assert done["status"] == "succeeded", done
+        row = gw.sql("SELECT channel_id, upstream_id, request FROM tasks WHERE id = ?", (task_id,))[0]
+        assert row["channel_id"] == channel
+        assert json.loads(row["request"])["input"] == "zoom 2x"
+        assert waiting["result"] == {} and done["progress"] == 100
+    finally:
+        admin(gw, "DELETE", f"/api/admin/channels/{added.json()['id']}")
+    wait_billed(gw, task_id)
