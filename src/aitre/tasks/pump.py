@@ -143,5 +143,6 @@ class Pump(Generic[Unit]):
             self._due = now_ms()
             return
         due = await self._next_due()
-        now = now_ms()
-        self._due = None if due is None else max(due, now + _RELOOK_MS) if due <= now else due
+        if due is not None and due <= now_ms() and not claimed:
+            due = now_ms() + _RELOOK_MS  # due, yet nothing could be claimed: not in a tight loop
+        self._due = due
