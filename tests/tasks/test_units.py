@@ -127,3 +127,33 @@ def test_the_engine_refuses_what_it_cannot_keep(changes: dict[str, object], para
 def test_a_public_or_allowed_hook_passes() -> None:
     check_spec(_spec(notify_hook="https://hooks.example.com/x"), AddressPolicy())
     check_spec(_spec(notify_hook="http://10.0.0.1/hook"), AddressPolicy(allowed_cidrs=["10.0.0.0/8"]))
+
+
+async def test_with_a_backlog_a_freed_slot_claims_again_at_once() -> None:
+    claims = 0
+    pump: Pump[str]
+
+    async def may_claim() -> bool:
+        return True
+
+    async def claim(limit: int) -> list[tuple[str, int]]:
+        nonlocal claims
+        claims += 1
+        return [("poll", 1)] * limit  # always more due than fits
+
+    async def handle(unit: str) -> None:
+        await asyncio.sleep(0.02)
+        pump.due_at(now_ms() + 10_000)  # as a worker does: this task's next poll, much later
+
+    async def next_due() -> int | None:
+        return now_ms()
+
+    pump = Pump("t", may_claim, claim, handle, next_due, capacity=4, idle_s=5, batch=2)
+    pump.start()
+    try:
+        await asyncio.sleep(1.0)
+    finally:
+        await pump.stop()
+    # Units of 20 ms, 4 at a time: about 100 a second. Waiting for the later alarm (or the 5 s
+    # idle look) instead made two rounds in the second.
+    assert claims >= 20, claims

@@ -93,7 +93,7 @@ class Pump(Generic[Unit]):
         finally:
             self.active -= count
             if self._backlog:
-                self.wake.set()
+                self.due_at(now_ms())  # a slot is free and more is due: now, whatever alarm was set
 
     async def _sleep(self) -> None:
         """Until the next due time (at most `idle_s`), or a wake-up that makes work due now (one
