@@ -41,7 +41,9 @@ def _upstream_counts(stub: StubUpstream) -> tuple[int, int]:
 def test_sigkill_with_50_tasks_in_flight_then_restart(
     make_gateway: Callable[..., Gateway], stub: StubUpstream
 ) -> None:
-    gw = start_gateway(make_gateway(**FAST), stub)
+    # Leases far longer than the wait below: the restart must not wait for the dead process's
+    # leases (its tasks', and its hold on claiming for the SQLite database) to run out.
+    gw = start_gateway(make_gateway(**{**FAST, "AITRE_TASK_LEASE_SECONDS": "120"}), stub)
     before = balance(gw)
     jobs_before, submits_before = _upstream_counts(stub)
     stub.control(submit_delay=1.5)  # submits in flight when the gateway dies
@@ -58,7 +60,7 @@ def test_sigkill_with_50_tasks_in_flight_then_restart(
         rows = gw.sql("SELECT COUNT(*) AS n FROM tasks WHERE billed_at IS NOT NULL")
         return bool(rows[0]["n"] == 50)
 
-    wait_until(all_billed, timeout=90)
+    wait_until(all_billed, timeout=60)
     rows = gw.sql("SELECT id, status, cost, submit_key FROM tasks")
     assert sorted(r["id"] for r in rows) == sorted(ids)
     assert all(r["status"] == "succeeded" for r in rows), Counter(r["status"] for r in rows)

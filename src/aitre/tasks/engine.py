@@ -25,7 +25,7 @@ from aitre.relay.errors import no_channel
 from aitre.store.models import now_ms
 from aitre.tasks import deliveries, repo
 from aitre.tasks.changes import Recorder
-from aitre.tasks.claim import TASKS, Claimer
+from aitre.tasks.claim import GONE, TASKS, Claimer
 from aitre.tasks.db import TaskDb
 from aitre.tasks.deliveries import Deliverer
 from aitre.tasks.ending import Ender, cancelled
@@ -60,6 +60,9 @@ class TaskEngine:
         self._settings = s
         self._db = db = TaskDb(state.sessions, s.is_sqlite)
         self._lease_ms = int(s.task_lease_seconds * 1000)
+        # Polls due within this much go out together (fewer, larger rounds); never more than
+        # half the shortest pause between two polls of a task.
+        self._early_ms = int(min(0.5, s.task_poll_min_seconds / 2) * 1000)
         self._watchers: dict[str, set[asyncio.Event]] = {}
         self.claimer = Claimer(db, s.is_sqlite, s.task_lease_seconds)
         self.recorder = Recorder(db, registry, state.media, s, self._changed)
@@ -140,7 +143,7 @@ class TaskEngine:
     async def _free_leases_of_gone_instances(self) -> None:
         """Leases of instances known to be gone (an earlier run on this data folder, recovered
         on start; one swept as dead) need not run out: due now."""
-        gone = "SELECT id FROM instances WHERE recovered_by IS NOT NULL OR stopped_at IS NOT NULL"
+        gone = GONE
         async with self._db.write() as session:
             now = now_ms()
             await session.execute(
@@ -182,7 +185,7 @@ class TaskEngine:
 
     async def _claim(self, limit: int) -> list[tuple[Unit, int]]:
         owner = self._owner()
-        _, rows = await self.claimer.claim_tasks(owner, limit)
+        _, rows = await self.claimer.claim_tasks(owner, limit, self._early_ms)
         return self.runner.units(owner, now_ms(), rows)
 
     async def _next_due(self) -> int | None:
