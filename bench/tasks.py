@@ -20,11 +20,13 @@ import asyncio
 import json
 import os
 import shutil
+import signal
 import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
+from types import FrameType
 from typing import Any
 
 import httpx
@@ -183,6 +185,10 @@ class Bench:
         }
 
 
+def _stop(signum: int, frame: FrameType | None) -> None:
+    raise KeyboardInterrupt
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--levels", default="1000,5000,10000", help="open tasks to measure at")
@@ -196,6 +202,8 @@ def main() -> None:
     args = parser.parse_args()
     work = Path(tempfile.mkdtemp(prefix="aitre-bench-tasks-"))
     bench = Bench(args, work)
+    for sig in (signal.SIGTERM, signal.SIGHUP):
+        signal.signal(sig, _stop)  # like Ctrl-C: the `finally` below stops both servers
     try:
         bench.start()
         result = asyncio.run(bench.run())
