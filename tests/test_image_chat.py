@@ -23,7 +23,7 @@ def _png_data_uri(color: tuple[int, int, int] = (200, 30, 30)) -> str:
     return "data:image/png;base64," + base64.b64encode(buf.getvalue()).decode()
 
 
-def _check_links(gw: Gateway, content: str) -> list[Image.Image]:
+def _check_links(gw: Gateway, content: str, fmt: str = "PNG") -> list[Image.Image]:
     urls = LINK.findall(content)
     assert urls, content
     images = []
@@ -33,7 +33,7 @@ def _check_links(gw: Gateway, content: str) -> list[Image.Image]:
         assert r.status_code == 200
         img = Image.open(io.BytesIO(r.content))
         img.load()
-        assert img.format == "PNG"
+        assert img.format == fmt
         images.append(img)
     return images
 
@@ -94,3 +94,77 @@ def test_prompt_is_required(gateway: Gateway) -> None:
         },
     )
     assert r.status_code == 400
+
+
+@pytest.mark.parametrize("model", ["flux", "flux-pro-1.1"])
+def test_flux_through_chat(gateway: Gateway, model: str) -> None:
+    """A Flux model (BFL's task API behind the simulator channel) answers a chat request with a
+    markdown link to the image, although no chat protocol serves it."""
+    raw = client(gateway).chat.completions.with_raw_response.create(
+        model=model, messages=[{"role": "user", "content": "a lighthouse at dawn"}]
+    )
+    resp = raw.parse()
+    assert resp.model == model and resp.choices[0].finish_reason == "stop"
+    content = resp.choices[0].message.content or ""
+    urls = LINK.findall(content)
+    assert len(urls) == 1, content
+    assert urls[0].startswith(gateway.url + "/media/")
+    r = httpx.get(urls[0])
+    img = Image.open(io.BytesIO(r.content))
+    img.load()
+    assert img.format == "JPEG" and img.size == (1024, 1024)
+    row = gateway.wait_log(raw.headers["x-request-id"])
+    assert row["status_code"] == 200 and row["endpoint"] == "chat.completions" and row["quota"] > 0
+
+
+def test_flux_through_chat_stream(gateway: Gateway) -> None:
+    chunks = list(
+        client(gateway).chat.completions.create(
+            model="flux-dev",
+            messages=[{"role": "user", "content": "a red barn"}],
+            stream=True,
+            stream_options={"include_usage": True},
+        )
+    )
+    assert chunks[0].choices[0].delta.role == "assistant"
+    content = "".join(c.choices[0].delta.content or "" for c in chunks if c.choices)
+    (url,) = LINK.findall(content)
+    img = Image.open(io.BytesIO(httpx.get(url).content))
+    img.load()
+    assert img.format == "JPEG"
+    assert chunks[-1].usage is not None and chunks[-1].choices == []
+
+
+def test_flux_through_chat_cannot_take_a_reference_it_cannot_edit(gateway: Gateway) -> None:
+    messages = [
+        {
+            "role": "user",
+            "content": [
+                {"type": "text", "text": "make it red"},
+                {"type": "image_url", "image_url": {"url": _png_data_uri()}},
+            ],
+        }
+    ]
+    r = httpx.post(
+        gateway.api + "/chat/completions",
+        headers={"Authorization": f"Bearer {gateway.user_key}"},
+        json={"model": "flux-dev", "messages": messages},
+    )
+    assert r.status_code == 400, r.text
+    assert r.json()["error"]["code"] == "model_not_supported"
+
+
+def test_flux_kontext_through_chat_edits_the_reference(gateway: Gateway) -> None:
+    messages = [
+        {
+            "role": "user",
+            "content": [
+                {"type": "text", "text": "make it a poster"},
+                {"type": "image_url", "image_url": {"url": _png_data_uri((10, 200, 10))}},
+            ],
+        }
+    ]
+    resp = client(gateway).chat.completions.create(model="flux-kontext-pro", messages=messages)  # type: ignore[arg-type]
+    (img,) = _check_links(gateway, resp.choices[0].message.content or "", "JPEG")
+    r, g, b = img.convert("RGB").getpixel((img.width // 2, img.height // 4))  # type: ignore[misc]
+    assert g > r and g > b  # drawn on the green reference

@@ -139,3 +139,64 @@ def test_images_are_logged(gateway: Gateway) -> None:
     )
     row = gateway.wait_log(raw.headers["x-request-id"])
     assert row["endpoint"] == "images.generations" and row["status_code"] == 200
+
+
+GEMINI_IMAGE_MODELS = ["gemini-2.5-flash-image-preview", "gemini-2.5-flash-image"]
+
+
+def _png(size: tuple[int, int], color: tuple[int, int, int]) -> bytes:
+    buf = io.BytesIO()
+    Image.new("RGB", size, color).save(buf, "PNG")
+    return buf.getvalue()
+
+
+@pytest.mark.parametrize("model", GEMINI_IMAGE_MODELS)
+def test_gemini_image_models_generate(gateway: Gateway, model: str) -> None:
+    """Listed by /v1/models, and served on the images API although their channel (the
+    simulator, like Gemini's OpenAI-compatible relays) makes them only through chat."""
+    c = client(gateway)
+    assert model in {m.id for m in c.models.list()}
+    raw = c.images.with_raw_response.generate(model=model, prompt="a red fox in the snow")
+    resp = raw.parse()
+    assert len(resp.data) == 1
+    img = _image(_media(gateway, resp.data[0].url or ""))
+    assert img.format == "PNG" and img.size == (1024, 1024)
+    row = gateway.wait_log(raw.headers["x-request-id"])
+    assert row["status_code"] == 200 and row["endpoint"] == "images.generations" and row["quota"] > 0
+    b64 = c.images.generate(model=model, prompt="a red fox", response_format="b64_json", n=2)
+    assert len(b64.data) == 2
+    assert all(_image(base64.b64decode(d.b64_json or "")).format == "PNG" for d in b64.data)
+
+
+@pytest.mark.parametrize("model", GEMINI_IMAGE_MODELS)
+def test_gemini_image_models_edit(gateway: Gateway, model: str) -> None:
+    source = _png((64, 64), (0, 160, 40))
+    resp = client(gateway).images.edit(
+        model=model, image=("src.png", source, "image/png"), prompt="make it a war cat"
+    )
+    img = _image(_media(gateway, resp.data[0].url or ""))
+    assert img.format == "PNG"
+    # The simulator draws on the reference it was given, tinted: its green shows through.
+    r, g, b = img.convert("RGB").getpixel((img.width // 2, img.height // 4))  # type: ignore[misc]
+    assert g > r and g > b
+
+
+def test_flux_kontext_edit(gateway: Gateway) -> None:
+    source = _png((96, 64), (0, 160, 40))
+    resp = client(gateway).images.edit(
+        model="flux-kontext-pro", image=("src.png", source, "image/png"), prompt="make it a poster"
+    )
+    img = _image(_media(gateway, resp.data[0].url or ""))
+    assert img.format == "JPEG"
+    r, g, b = img.convert("RGB").getpixel((img.width // 2, img.height // 4))  # type: ignore[misc]
+    assert g > r and g > b  # drawn on the green reference
+
+
+def test_flux_cannot_edit_where_bfl_cannot(gateway: Gateway) -> None:
+    r = httpx.post(
+        gateway.api + "/images/edits",
+        headers={"Authorization": f"Bearer {gateway.user_key}"},
+        data={"model": "flux-dev", "prompt": "x"},
+        files={"image": ("a.png", _png((32, 32), (1, 2, 3)), "image/png")},
+    )
+    assert r.status_code == 400 and r.json()["error"]["code"] == "model_not_supported"

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from pydantic import Field, field_validator
 from pydantic_settings import (
@@ -60,6 +60,28 @@ class Settings(BaseSettings):
         "(httpx and the openai SDK: 5 s), so that a client never sends on a connection the gateway "
         "is closing.",
     )
+    header_timeout_seconds: float = Field(
+        10.0,
+        description="How long a client may take to send a request's line and headers, counted from "
+        "the connection's start or from the first byte of its next request; then the connection is "
+        "closed (with 408 if a request had begun).",
+    )
+    max_connections: int = Field(
+        0,
+        description="Client connections each process keeps open at most; a connection beyond it gets "
+        "503 `too_many_connections` and is closed. 0: the process's open-file limit (raised to its "
+        "hard limit at start) less a reserve for upstream, database and Redis connections.",
+    )
+    key_max_inflight: int = Field(
+        128,
+        description="Requests one API key may have in flight in each process (a stream until it ends); "
+        "beyond it 429 `too_many_concurrent_requests`. 0: no cap.",
+    )
+    api_max_body_bytes: int = Field(
+        1024 * 1024,
+        description="Largest request body of the admin and user APIs (`/api/...`); their key is checked "
+        "before the body is read.",
+    )
     shutdown_grace_seconds: float = Field(
         30.0, description="On SIGTERM, how long in-flight requests and streams may take to finish."
     )
@@ -97,6 +119,22 @@ class Settings(BaseSettings):
         32 * 1024 * 1024, description="Largest request body the gateway accepts (bytes)."
     )
     pool_size: int = Field(512, description="Connections kept open per process to all upstreams.")
+    pool_size_per_upstream: int = Field(
+        128,
+        description="Connections open per process to one upstream (scheme, host, port) at most, within "
+        "`pool_size`: an upstream that hangs cannot take the connections the others need.",
+    )
+    pool_wait_seconds: float = Field(
+        5.0,
+        description="How long a request waits for a free upstream connection when its upstream (or the "
+        "process) has none; then it fails with 503 `upstream_busy` (another channel is tried first).",
+    )
+    client_write_timeout: float = Field(
+        30.0,
+        description="Seconds a streamed answer may wait for its client to take the bytes already sent; a "
+        "client that stops reading longer is cut off, its upstream call closed, and it pays for what was "
+        "delivered (0: wait forever).",
+    )
     upstream_ca_file: Path | None = Field(
         None,
         description="PEM file of the CA certificates trusted for HTTPS upstreams (e.g. an internal CA). "
@@ -139,7 +177,54 @@ class Settings(BaseSettings):
         description="Chat models that make images (comma-separated); answered with markdown image links.",
     )
 
-    # --- fetching URLs given by clients (reference images) -------------------------------------
+    # --- watermark remover (the local `sora_remover` engine) ----------------------------------
+    remover_workers: int = Field(
+        1, ge=1, description="Worker processes that remove watermarks at once (each uses about one core)."
+    )
+    remover_queue: int = Field(
+        4, ge=0, description="Removal jobs that may wait for a free worker; beyond that the remover is busy."
+    )
+    remover_job_timeout_seconds: float = Field(
+        600.0, gt=0, description="Longest one removal may take; its worker is then killed and the job fails."
+    )
+    remover_max_bytes: int = Field(
+        100 * 1024 * 1024, ge=1, description="Largest video the remover takes (bytes)."
+    )
+    remover_max_seconds: float = Field(60.0, gt=0, description="Longest video the remover takes (seconds).")
+    remover_max_pixels: int = Field(
+        1920 * 1080,
+        ge=1,
+        description="Largest frame the remover takes (width × height; 1920×1080 either way).",
+    )
+    remover_mark_path: Path | None = Field(
+        None,
+        description="RGBA PNG of the watermark to remove, at its size on a video whose shorter side is "
+        "`remover_mark_reference_size`. Default: the shipped approximation of the Sora mark.",
+    )
+    remover_mark_reference_size: int = Field(
+        720, ge=16, description="Shorter side of the video on which the mark template is drawn 1:1."
+    )
+    remover_match_threshold: float = Field(
+        0.6, gt=0, lt=1, description="Edge correlation (0..1) a spot needs to count as the mark."
+    )
+    remover_method: Literal["invert", "inpaint"] = Field(
+        "invert",
+        description="`invert`: undo the mark's alpha blend, painting in only where that fails; "
+        "`inpaint`: paint over the whole mark (for marks whose exact template is unknown).",
+    )
+    remover_when_no_mark: Literal["fail", "passthrough"] = Field(
+        "fail",
+        description="A video without the mark: `fail` (error `no_watermark_found`) or `passthrough` "
+        "(the video comes back unchanged).",
+    )
+    remover_crf: int = Field(
+        18, ge=0, le=51, description="x264 quality of the cleaned video (lower: better and larger)."
+    )
+    remover_preset: str = Field(
+        "veryfast", description="x264 speed preset of the cleaned video (ultrafast … veryslow)."
+    )
+
+    # --- fetching URLs chosen by clients (reference images) or upstreams (links in answers) ------
     fetch_allow_private: bool = Field(
         False, description="Allow fetching from private, loopback and link-local addresses (SSRF risk)."
     )
@@ -150,7 +235,8 @@ class Settings(BaseSettings):
         20 * 1024 * 1024, description="Largest file fetched from a client's URL (bytes)."
     )
     fetch_timeout: float = Field(
-        15.0, description="Seconds allowed to fetch a client's URL, redirects included."
+        15.0,
+        description="Seconds allowed to fetch a URL a client or an upstream chose, redirects included.",
     )
     audio_max_bytes: int = Field(
         25 * 1024 * 1024, description="Largest audio upload for transcriptions (bytes)."
@@ -160,6 +246,12 @@ class Settings(BaseSettings):
     quota_per_usd: int = Field(500_000, description="Quota units per US dollar (prices are set in USD).")
     default_completion_estimate: int = Field(
         1024, description="Output tokens reserved for a chat request that sets no max_tokens."
+    )
+    count_inline_bytes: int = Field(
+        8192,
+        description="Prompts up to this many UTF-8 bytes are counted exactly when a request is admitted; "
+        "longer ones reserve one token per byte (an upper bound; the upstream's usage settles the "
+        "real cost) and are counted, in a worker thread, only when the balance cannot cover that.",
     )
     flush_seconds: float = Field(
         1.0,

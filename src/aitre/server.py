@@ -8,14 +8,26 @@ heap they left behind (a leaner resident size under load).
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import logging
 import os
+import resource
 import signal
+import sys
 from typing import Any
 
 import uvicorn
+from uvicorn.supervisors import Multiprocess
 
 from aitre.config import Settings
-from aitre.server_protocol import GatewayHttpProtocol
+from aitre.server_protocol import GatewayConfig, GatewayHttpProtocol
+
+log = logging.getLogger("aitre")
+
+# Files a process opens besides client and upstream connections: the database's pool (and
+# SQLite's files), journals, media, logs, the listening socket, the event loop's own.
+_FD_RESERVE = 128
+_FD_TARGET = 1 << 20  # when the hard limit is "unlimited"
 
 
 def _exit_cleanly_on_signals() -> None:
@@ -51,6 +63,29 @@ async def _recover_journals(s: Settings) -> None:
         await engine.dispose()
 
 
+def raise_open_file_limit() -> int:
+    """Lift the soft open-file limit to the hard one, as Go's runtime does (many systems start
+    services at 1,024 with a far higher hard limit); returns the limit in force."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    target = _FD_TARGET if hard == resource.RLIM_INFINITY else hard
+    if soft != resource.RLIM_INFINITY and soft < target:
+        try:
+            resource.setrlimit(resource.RLIMIT_NOFILE, (target, hard))
+            soft = target
+        except (ValueError, OSError) as exc:
+            log.warning("could not raise the open-file limit from %d to %d: %s", soft, target, exc)
+    return _FD_TARGET if soft == resource.RLIM_INFINITY else soft
+
+
+def connection_cap(s: Settings, open_files: int) -> int:
+    """Client connections a process may hold: the setting, or what the open-file limit leaves
+    after upstream connections, Redis's and the reserve (at least 16)."""
+    if s.max_connections > 0:
+        return s.max_connections
+    redis = s.redis_max_connections if s.redis_url else 0
+    return max(16, open_files - s.pool_size - redis - _FD_RESERVE)
+
+
 async def _apply_to_redis(s: Settings, changes: list[dict[str, Any]]) -> None:
     """Refunds made on start reach the balances in Redis (retried for a while: the database has
     them already)."""
@@ -76,8 +111,20 @@ def main() -> None:
     if s.workers > 1:
         asyncio.run(_recover_journals(s))
     _exit_cleanly_on_signals()
-    uvicorn.run(
+    open_files = raise_open_file_limit()
+    cap = connection_cap(s, open_files)
+    if cap + s.pool_size > open_files:
+        log.warning(
+            "AITRE_MAX_CONNECTIONS=%d and AITRE_POOL_SIZE=%d exceed the open-file limit (%d): past it, "
+            "clients get no answer at all",
+            cap,
+            s.pool_size,
+            open_files,
+        )
+    config = GatewayConfig(
         "aitre.app:create_app",
+        header_timeout=s.header_timeout_seconds,
+        max_connections=cap,
         factory=True,
         host=s.host,
         port=s.port,
@@ -92,6 +139,15 @@ def main() -> None:
         timeout_keep_alive=int(s.keepalive_seconds),
         lifespan="on",
     )
+    # What `uvicorn.run` does, with our own config class (which the workers get, pickled).
+    server = uvicorn.Server(config)
+    with contextlib.suppress(KeyboardInterrupt):
+        if config.workers > 1:
+            Multiprocess(config, sockets=[config.bind_socket()]).run()
+        else:
+            server.run()
+    if config.workers <= 1 and not server.started:
+        sys.exit(3)  # uvicorn's STARTUP_FAILURE
 
 
 if __name__ == "__main__":

@@ -55,6 +55,10 @@ _O200K_PREFIXES = ("gpt-4o", "gpt-4.1", "gpt-4.5", "o1", "o3", "o4", "gpt-5", "c
 
 Counter = Callable[[str], int]
 
+# The longest token of either encoding, in bytes (tests/unit/test_tokenizer.py reads the BPE
+# files): a text of N UTF-8 bytes is at least N / 128 tokens, and at most N.
+LONGEST_TOKEN_BYTES = 128
+
 
 def encoding_for_model(model: str) -> str:
     m = model.lower()

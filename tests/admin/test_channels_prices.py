@@ -6,9 +6,9 @@ import math
 from decimal import Decimal
 
 from tests.admin.helpers import Api, error_code, unique
-from tests.support.processes import Simulator
+from tests.support.processes import SIM_KEY, SIM_KEY_2, Simulator
 
-SECRET = "sk-upstream-secret-0123456789abcd"
+SECRET = SIM_KEY  # the test simulator's key: ends in abcd
 
 
 def test_channel_lifecycle_drives_routing(api: Api, simulator: Simulator) -> None:
@@ -34,7 +34,7 @@ def test_channel_lifecycle_drives_routing(api: Api, simulator: Simulator) -> Non
     reply = api.chat(api.gw.user_key, model=model)
     assert reply.status_code == 200 and reply.json()["model"] == "gpt-4o"
 
-    rotated = api.ok("PATCH", f"/channels/{created['id']}", json={"key": "sk-rotated-key-9999wxyz"})
+    rotated = api.ok("PATCH", f"/channels/{created['id']}", json={"key": SIM_KEY_2})
     assert rotated["key_hint"] == "sk-…wxyz" and rotated["priority"] == 5
     assert api.chat(api.gw.user_key, model=model).status_code == 200
 

@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import time
+from typing import Any
+
+import pytest
 
 from tests.admin.helpers import Api, error_code
 
@@ -117,3 +120,57 @@ def test_users_manage_only_their_own_keys(api: Api) -> None:
     assert api.user(alice_key, "DELETE", f"/keys/{made.json()['id']}").status_code == 200
     assert api.chat(new_key).status_code == 401
     assert api.chat(alice_key).status_code == 200
+
+
+@pytest.mark.parametrize(
+    "limits",
+    [
+        {"allowed_models": ["gpt-4o-mini"], "quota": 50_000, "expires_at": "+1d"},
+        {"quota": 1_000_000},
+        {"expires_at": "+30d"},
+        {"allowed_models": ["gpt-4o-mini"]},
+        {"allowed_ips": ["127.0.0.0/8"]},
+        {"rpm": 1000},
+        {"tpm": 1_000_000},
+        {"model_mapping": {"gpt-4o-mini": "gpt-4o-mini"}},
+    ],
+)
+def test_a_key_with_limits_cannot_manage_keys(api: Api, limits: dict[str, Any]) -> None:
+    """It could otherwise mint a key without its limits, or revoke its owner's other keys."""
+    user = api.new_user()
+    sibling = api.ok("POST", "/keys", 201, json={"user_id": user["id"], "name": "main"})
+    limited = api.new_key(user["id"], **limits)
+    assert api.chat(limited).status_code == 200  # a working key, for what it is allowed
+
+    for method, path, body in [
+        ("POST", "/keys", {"name": "escape"}),
+        ("POST", "/keys", dict(limits, name="same limits")),
+        ("GET", "/keys", None),
+        ("DELETE", f"/keys/{sibling['id']}", None),
+    ]:
+        resp = api.user(limited, method, path, json=body)
+        assert resp.status_code == 403, (method, path, resp.text)
+        assert error_code(resp) == "key_has_limits"
+    keys = api.ok("GET", "/keys", params={"user_id": user["id"]})["data"]
+    assert [k["name"] for k in keys] == ["main", ""]  # nothing made
+    assert api.chat(sibling["key"]).status_code == 200  # nothing revoked
+
+
+def test_a_key_without_limits_manages_its_owners_keys(api: Api) -> None:
+    user = api.new_user()
+    full = api.new_key(user["id"])
+    made = api.user(full, "POST", "/keys", json={"name": "app", "quota": 50_000, "rpm": 60})
+    assert made.status_code == 201, made.text
+    assert (made.json()["quota"], made.json()["rpm"]) == (50_000, 60)
+    unlimited = api.user(full, "POST", "/keys", json={"name": "second"})
+    assert unlimited.status_code == 201 and unlimited.json()["quota"] is None
+    assert api.user(full, "GET", "/keys").json()["total"] == 3
+    # The made key has limits: it may not manage keys, not even revoke itself.
+    app_key = made.json()["key"]
+    assert api.user(app_key, "DELETE", f"/keys/{made.json()['id']}").status_code == 403
+    assert api.user(full, "DELETE", f"/keys/{made.json()['id']}").status_code == 200
+    assert api.chat(app_key).status_code == 401
+    # A second unlimited key can in turn revoke the first.
+    first_id = api.user(full, "GET", "/keys").json()["data"][0]["id"]
+    assert api.user(unlimited.json()["key"], "DELETE", f"/keys/{first_id}").status_code == 200
+    assert api.chat(full).status_code == 401

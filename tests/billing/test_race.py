@@ -62,7 +62,7 @@ def _check(gw: Gateway, key: str, username: str, responses: list[httpx.Response]
 
 
 async def test_per_call_price_race(make_gateway: Callable[..., Gateway]) -> None:
-    gw = make_gateway()
+    gw = make_gateway(AITRE_KEY_MAX_INFLIGHT="0")  # 200 at once on one key: the balance is what is raced
     gw.cli("price", "set", "gpt-4.1-mini", "--per-call", "0.001")  # 500 units a request
     gw.start()
     n = 50
@@ -73,7 +73,7 @@ async def test_per_call_price_race(make_gateway: Callable[..., Gateway]) -> None
 
 
 async def test_token_price_race_streaming(make_gateway: Callable[..., Gateway]) -> None:
-    gw = make_gateway()
+    gw = make_gateway(AITRE_KEY_MAX_INFLIGHT="0")
     # 500 units per input token, 1000 per output token: a request of 9 prompt tokens ("user",
     # "\n", "hi" and OpenAI's framing of 3 per message plus 3) and max_tokens=5 costs exactly
     # 9500 units, and the reservation is exact too.

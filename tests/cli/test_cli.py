@@ -10,7 +10,7 @@ import openai
 import pytest
 
 from tests.support.clients import client
-from tests.support.processes import Gateway, Simulator, aitre_cmd, wait_until
+from tests.support.processes import SIM_KEY, Gateway, Simulator, aitre_cmd, wait_until
 
 
 def test_help_lists_every_command() -> None:
@@ -40,7 +40,7 @@ def test_channel_lifecycle_drives_routing(gateway: Gateway, simulator: Simulator
         "--map",
         "ext-model=gpt-4o",
         "--key",
-        "sk-upstream-secret",
+        SIM_KEY,
         "--priority",
         "5",
     )
@@ -48,9 +48,9 @@ def test_channel_lifecycle_drives_routing(gateway: Gateway, simulator: Simulator
     listing = gateway.cli("channel", "list", "--json").stdout
     ext = next(c for c in json.loads(listing) if c["name"] == "ext")
     assert ext["models"] == "ext-model" and ext["mapping"] == "ext-model=gpt-4o" and ext["priority"] == 5
-    assert "sk-upstream-secret" not in listing + gateway.cli("channel", "list").stdout
+    assert SIM_KEY not in listing + gateway.cli("channel", "list").stdout
     # Stored encrypted: the plain secret is nowhere in the database file.
-    assert b"sk-upstream-secret" not in (gateway.data_dir / "aitre.db").read_bytes()
+    assert SIM_KEY.encode() not in (gateway.data_dir / "aitre.db").read_bytes()
 
     c = client(gateway)
 

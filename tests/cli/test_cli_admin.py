@@ -12,7 +12,7 @@ from typing import Any
 
 import httpx
 
-from tests.support.processes import Gateway, Simulator, wait_until
+from tests.support.processes import SIM_KEY_2, Gateway, Simulator, wait_until
 
 
 def _name(prefix: str) -> str:
@@ -110,13 +110,13 @@ def test_channel_update_and_delete(gateway: Gateway, simulator: Simulator) -> No
     )  # fmt: skip
     gateway.cli(
         "channel", "update", name, "--models", model, "--map", f"{model}=gpt-4o-mini",
-        "--key", "sk-second-secret-2222", "--priority", "3",
+        "--key", SIM_KEY_2, "--priority", "3",
     )  # fmt: skip
     gateway.cli("price", "set", model, "--input", "1", "--output", "1")
     wait_until(lambda: gateway.chat(gateway.user_key, model).status_code == 200)
     listing = gateway.cli("channel", "list", "--json").stdout
     channel = next(c for c in json.loads(listing) if c["name"] == name)
-    assert channel["key"] == "sk-…2222" and "secret" not in listing
+    assert channel["key"] == "sk-…wxyz" and "secret" not in listing and SIM_KEY_2 not in listing
     assert (channel["models"], channel["mapping"], channel["priority"]) == (model, f"{model}=gpt-4o-mini", 3)
     gateway.cli("channel", "delete", name)
     wait_until(lambda: _error(gateway.chat(gateway.user_key, model)) == "model_not_found")

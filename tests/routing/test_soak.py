@@ -67,7 +67,11 @@ async def _load(gw: Gateway, key: str, seconds: float) -> Counter[str]:
 async def test_soak_with_random_faults(tmp_path: Path) -> None:
     sim = Simulator(tmp_path / "sim").start()
     gw = Gateway(
-        tmp_path / "gw", AITRE_SIMULATOR_ENABLED="false", AITRE_FIRST_BYTE_TIMEOUT="2", AITRE_IDLE_TIMEOUT="2"
+        tmp_path / "gw",
+        AITRE_SIMULATOR_ENABLED="false",
+        AITRE_FIRST_BYTE_TIMEOUT="2",
+        AITRE_IDLE_TIMEOUT="2",
+        AITRE_KEY_MAX_INFLIGHT="0",  # 200 clients share one key: the channels' faults are the test
     )
     try:
         channels = [

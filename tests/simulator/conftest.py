@@ -13,12 +13,12 @@ from tests.support.processes import Simulator
 
 @pytest.fixture
 def sdk(simulator: Simulator) -> Iterator[openai.OpenAI]:
-    client = openai.OpenAI(base_url=simulator.url + "/v1", api_key="sim-test", max_retries=0)
+    client = openai.OpenAI(base_url=simulator.url + "/v1", api_key=simulator.key, max_retries=0)
     yield client
     client.close()
 
 
 @pytest.fixture
 def http(simulator: Simulator) -> Iterator[httpx.Client]:
-    with httpx.Client(base_url=simulator.url, timeout=60) as client:
+    with httpx.Client(base_url=simulator.url, headers=simulator.headers, timeout=60) as client:
         yield client

@@ -10,7 +10,7 @@ import httpx
 import pytest
 
 from tests.simulator.media import image_info, png_bytes
-from tests.support.processes import Simulator
+from tests.support.processes import SIM_KEY, Simulator
 
 
 @pytest.fixture
@@ -22,7 +22,7 @@ def polls(http: httpx.Client) -> Iterator[None]:
 
 
 def _submit(http: httpx.Client, model: str, **body: Any) -> dict[str, Any]:
-    r = http.post(f"/v1/{model}", json=body, headers={"x-key": "any"})
+    r = http.post(f"/v1/{model}", json=body, headers={"x-key": SIM_KEY})
     assert r.status_code == 200, r.text
     data: dict[str, Any] = r.json()
     return data
@@ -31,7 +31,7 @@ def _submit(http: httpx.Client, model: str, **body: Any) -> dict[str, Any]:
 def _poll_until_done(url: str) -> list[dict[str, Any]]:
     seen = []
     for _ in range(10):
-        data: dict[str, Any] = httpx.get(url, headers={"x-key": "any"}).json()
+        data: dict[str, Any] = httpx.get(url, headers={"x-key": SIM_KEY}).json()
         seen.append(data)
         if data["status"] != "Pending":
             break

@@ -3,6 +3,7 @@ they make, describe, shorten, blend, swap_face, the modal flow and the task quer
 
 from __future__ import annotations
 
+import re
 import time
 from collections.abc import Iterator
 
@@ -63,7 +64,10 @@ def test_imagine_runs_on_a_clock_to_a_real_grid(http: httpx.Client, simulator: S
     assert task["buttons"][0]["customId"] == f"MJ::JOB::upsample::1::{h}"
     assert task["buttons"][4]["customId"] == f"MJ::JOB::reroll::0::{h}::SOLO"
     assert all(b["type"] == 2 and b["style"] == 2 for b in task["buttons"])
-    assert task["imageUrl"] == f"{simulator.url}/mj/image/{task_id}.png"
+    assert re.fullmatch(rf"{simulator.url}/mj/image/{task_id}-[0-9a-f]{{24}}\.png", task["imageUrl"])
+    # The name is the link's only secret: the task id alone, or a wrong token, finds nothing.
+    assert httpx.get(f"{simulator.url}/mj/image/{task_id}.png").status_code == 404
+    assert httpx.get(task["imageUrl"].replace(".png", "0.png")).status_code == 404
     grid = picture(task["imageUrl"])
     assert grid.size == (1024, 1024)
     tiles = [pixels(q) for q in quadrants(grid)]
@@ -82,7 +86,7 @@ def test_a_running_task_links_a_preview(http: httpx.Client) -> None:
     while (task := fetch(http, task_id))["status"] == "SUBMITTED":
         time.sleep(0.02)
     assert task["status"] == "IN_PROGRESS" and task["progress"] == "20%"
-    assert task["imageUrl"].endswith(f"/mj/image/{task_id}.png?progress=20")
+    assert re.search(rf"/mj/image/{task_id}-[0-9a-f]{{24}}\.png\?progress=20$", task["imageUrl"])
     assert picture(task["imageUrl"]).size == (256, 256)
     assert task["buttons"] == [] and "messageHash" not in task["properties"]
 
@@ -344,14 +348,16 @@ def test_speed_prefixes_and_config_checks(http: httpx.Client) -> None:
 async def test_image_urls_follow_the_mount_point() -> None:
     """Mounted like the gateway mounts it (`/sim`), even behind a fault prefix, imageUrl points
     under `/sim`."""
-    outer = Starlette(routes=[Mount("/sim", app=create_simulator_app())])
+    outer = Starlette(routes=[Mount("/sim", app=create_simulator_app(lambda: ["mounted-key"]))])
     async with httpx.AsyncClient(
-        transport=httpx.ASGITransport(app=outer), base_url="http://gw.test"
+        transport=httpx.ASGITransport(app=outer),
+        base_url="http://gw.test",
+        headers={"Authorization": "Bearer mounted-key"},
     ) as client:
         r = await client.post("/sim/_sim/config", json={"mj_step_seconds": 0})
         assert r.json()["mj_step_seconds"] == 0
         answer = (await client.post("/sim/f/delay=0/mj/submit/imagine", json={"prompt": "mounted"})).json()
         task = (await client.get(f"/sim/mj/task/{answer['result']}/fetch")).json()
         assert task["status"] == "SUCCESS"
-        assert task["imageUrl"] == f"http://gw.test/sim/mj/image/{answer['result']}.png"
+        assert task["imageUrl"].startswith(f"http://gw.test/sim/mj/image/{answer['result']}-")
         assert (await client.get(task["imageUrl"])).headers["content-type"] == "image/png"

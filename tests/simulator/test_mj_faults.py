@@ -30,7 +30,7 @@ def hooks() -> Iterator[Hooks]:
 
 @pytest.fixture(scope="module")
 def keyed(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Simulator]:
-    sim = Simulator(tmp_path_factory.mktemp("keyed-mj-sim"), key="mj-secret").start()
+    sim = Simulator(tmp_path_factory.mktemp("keyed-mj-sim"), "mj-secret").start()
     yield sim
     sim.stop()
 

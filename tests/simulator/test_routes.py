@@ -19,7 +19,7 @@ from tests.support.processes import Simulator
 
 @pytest.fixture(scope="module")
 def keyed(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Simulator]:
-    sim = Simulator(tmp_path_factory.mktemp("keyed-sim"), key="sim-secret").start()
+    sim = Simulator(tmp_path_factory.mktemp("keyed-sim"), "sim-secret").start()
     yield sim
     sim.stop()
 
@@ -66,12 +66,13 @@ def test_keyed_simulator_accepts_its_key(keyed: Simulator) -> None:
 
 def test_path_prefix_fault_and_events(simulator: Simulator) -> None:
     with (
-        openai.OpenAI(base_url=simulator.url + "/f/status=502/v1", api_key="x", max_retries=0) as sdk,
+        openai.OpenAI(
+            base_url=simulator.url + "/f/status=502/v1", api_key=simulator.key, max_retries=0
+        ) as sdk,
         pytest.raises(openai.InternalServerError),
     ):
         sdk.embeddings.create(model="text-embedding-3-small", input="x")
-    with httpx.Client(base_url=simulator.url) as http:
-        events = http.get("/_sim/events").json()
+    events = simulator.events()
     mine = [e for e in events if e["path"] == "/f/status=502/v1/embeddings"]
     assert mine and mine[-1]["outcome"] == "fault"
 
@@ -92,9 +93,11 @@ def test_runtime_fault_rule_and_truncate(simulator: Simulator, sdk: openai.OpenA
 
 async def test_urls_follow_the_mount_point() -> None:
     """Mounted like the gateway mounts it (`/sim`), links must point under `/sim`."""
-    outer = Starlette(routes=[Mount("/sim", app=create_simulator_app())])
+    outer = Starlette(routes=[Mount("/sim", app=create_simulator_app(keys=lambda: ["k"]))])
     transport = httpx.ASGITransport(app=outer)
-    async with httpx.AsyncClient(transport=transport, base_url="http://gw.test") as client:
+    async with httpx.AsyncClient(
+        transport=transport, base_url="http://gw.test", headers={"Authorization": "Bearer k", "x-key": "k"}
+    ) as client:
         r = await client.post(
             "/sim/v1/images/generations", json={"model": "dall-e-2", "prompt": "x", "size": "256x256"}
         )

@@ -79,3 +79,57 @@ async def test_upgrade_from_0001_keeps_existing_rows(tmp_path: Path) -> None:
         await engine.dispose()
     assert tuple(user) == (0, 0)
     assert token[0] == 1 and token[1] == 0 and token[2] == "{}"
+
+
+async def test_upgrade_to_0004_gives_open_holds_an_owner_that_gets_recovered(tmp_path: Path) -> None:
+    """Reserve rows from before 0004: ended ones are marked ended; open request holds belong to
+    `pre-0004`, an instance that never heartbeats (the first live instance refunds them); open
+    task holds become durable (no owner)."""
+    from alembic import command
+    from sqlalchemy import text
+
+    from aitre.store.migrate import alembic_config
+
+    engine = make_engine(f"sqlite+aiosqlite:///{tmp_path / 'old.db'}")
+    try:
+
+        def to(rev: str):  # type: ignore[no-untyped-def]
+            def run(conn):  # type: ignore[no-untyped-def]
+                cfg = alembic_config()
+                cfg.attributes["connection"] = conn
+                command.upgrade(cfg, rev)
+
+            return run
+
+        async with engine.begin() as conn:
+            await conn.run_sync(to("0003"))
+            rows = [
+                ("req_done", "reserve", -300),
+                ("req_done", "settle", 200),
+                ("req_open", "reserve", -300),
+                ("task_open", "reserve", -500),
+                ("req_charged", "charge", -100),
+            ]
+            for hold, kind, amount in rows:
+                await conn.execute(
+                    text(
+                        "INSERT INTO ledger (created_at, user_id, token_id, hold_id, kind, amount, token_amount, note) "
+                        "VALUES (5, 1, NULL, :h, :k, :a, 0, '')"
+                    ),
+                    {"h": hold, "k": kind, "a": amount},
+                )
+        async with engine.begin() as conn:
+            await conn.run_sync(to("head"))
+            reserves = {
+                r[0]: (r[1], r[2])
+                for r in await conn.execute(
+                    text("SELECT hold_id, owner, ended_at FROM ledger WHERE kind = 'reserve'")
+                )
+            }
+            instances = (
+                await conn.execute(text("SELECT id, heartbeat_at, recovered_by FROM instances"))
+            ).all()
+    finally:
+        await engine.dispose()
+    assert reserves == {"req_done": (None, 5), "req_open": ("pre-0004", None), "task_open": (None, None)}
+    assert [tuple(r) for r in instances] == [("pre-0004", 0, None)]

@@ -104,26 +104,42 @@ def base_env(**extra: str) -> dict[str, str]:
     return env
 
 
+# The keys of the simulators tests start, unless they choose others. `channel_spec` gives the
+# first to every channel it describes, so channels pointed at a test simulator work; the second
+# is there for tests that rotate a channel's key.
+SIM_KEY = "sk-sim-test-key-0123456789abcd"
+SIM_KEY_2 = "sk-sim-test-key-9876543210wxyz"
+
+
 class Simulator:
-    def __init__(self, workdir: Path, key: str = "") -> None:
+    """An `aitre simulator` process; every request to it, control routes too, needs one of its
+    keys (`key`, the first, is the one the helpers send)."""
+
+    def __init__(self, workdir: Path, *keys: str) -> None:
         workdir.mkdir(parents=True, exist_ok=True)
+        keys = keys or (SIM_KEY, SIM_KEY_2)
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
-        args = aitre_cmd("simulator", "--port", str(self.port), *(["--key", key] if key else []))
-        self.proc = Proc(args, base_env(), workdir, "simulator")
+        self.key = keys[0]
+        self.headers = {"Authorization": f"Bearer {self.key}"}
+        # The keys in the environment, not the arguments: other users can read a process's arguments.
+        args = aitre_cmd("simulator", "--port", str(self.port))
+        self.proc = Proc(args, base_env(AITRE_SIMULATOR_KEY=",".join(keys)), workdir, "simulator")
 
     def start(self) -> Simulator:
         self.proc.start(self.url + "/_sim/events")
         return self
 
     def set_faults(self, *rules: dict[str, Any]) -> None:
-        httpx.post(self.url + "/_sim/faults", json=list(rules)).raise_for_status()
+        httpx.post(self.url + "/_sim/faults", json=list(rules), headers=self.headers).raise_for_status()
 
     def reset(self) -> None:
-        httpx.delete(self.url + "/_sim/faults").raise_for_status()
+        httpx.delete(self.url + "/_sim/faults", headers=self.headers).raise_for_status()
 
     def events(self) -> list[dict[str, Any]]:
-        data: list[dict[str, Any]] = httpx.get(self.url + "/_sim/events").json()
+        resp = httpx.get(self.url + "/_sim/events", headers=self.headers)
+        resp.raise_for_status()
+        data: list[dict[str, Any]] = resp.json()
         return data
 
     def stop(self) -> None:
@@ -248,13 +264,21 @@ def read_content_events(resp: httpx.Response, count: int) -> None:
 
 
 def channel_spec(
-    name: str, base_url: str, model: str, upstream: str | None = None, priority: int = 0, **config: Any
+    name: str,
+    base_url: str,
+    model: str,
+    upstream: str | None = None,
+    priority: int = 0,
+    key: str = SIM_KEY,
+    **config: Any,
 ) -> dict[str, Any]:
-    """One channel for `Gateway.apply`: serves `model`, sent upstream as `upstream`."""
+    """One channel for `Gateway.apply`: serves `model`, sent upstream as `upstream`, with the
+    upstream key `key` (by default the test simulators' key)."""
     spec: dict[str, Any] = {
         "name": name,
         "type": "openai",
         "base_url": base_url,
+        "key": key,
         "models": [model],
         "priority": priority,
     }

@@ -4,104 +4,30 @@ scripts them: framing, keep-alive and its races, timeouts, limits, back-pressure
 from __future__ import annotations
 
 import asyncio
-import datetime as dt
-import ipaddress
+import contextlib
+import socket
 import ssl
-from collections.abc import AsyncIterator, Awaitable, Callable
-from contextlib import asynccontextmanager
+import struct
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 
 import pytest
-from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.x509.oid import NameOID
 
 from aitre.config import Settings
 from aitre.relay import http1
 from aitre.relay.http1 import UpstreamFailure
 from aitre.relay.pool import Pool
 from aitre.relay.upstream import Timeouts, Upstream, UpstreamRequest
-
-Handler = Callable[[asyncio.StreamReader, asyncio.StreamWriter, int], Awaitable[None]]
-OK = b'HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: 12\r\n\r\n{"ok": true}'
-
-
-class Server:
-    def __init__(self) -> None:
-        self.connections = 0
-        self.requests: list[bytes] = []
-        self.port = 0
-        self.closed: list[int] = []  # connections whose client hung up
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
-
-
-async def read_request(reader: asyncio.StreamReader) -> bytes:
-    """One request: its head, and the body its Content-Length announces. b"" at EOF."""
-    try:
-        head = await reader.readuntil(b"\r\n\r\n")
-    except asyncio.IncompleteReadError:
-        return b""
-    length = 0
-    for line in head.split(b"\r\n"):
-        if line.lower().startswith(b"content-length:"):
-            length = int(line.split(b":", 1)[1])
-    return head + (await reader.readexactly(length) if length else b"")
-
-
-@asynccontextmanager
-async def serve(handler: Handler, ssl_context: ssl.SSLContext | None = None) -> AsyncIterator[Server]:
-    server = Server()
-
-    async def on_connect(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        index = server.connections
-        server.connections += 1
-        try:
-            await handler(reader, writer, index)
-        except (ConnectionError, asyncio.IncompleteReadError):
-            pass
-        finally:
-            writer.close()
-
-    listener = await asyncio.start_server(on_connect, "127.0.0.1", 0, ssl=ssl_context)
-    server.port = listener.sockets[0].getsockname()[1]
-    try:
-        yield server
-    finally:
-        listener.close()
-
-
-def answering(*answers: bytes, server_ref: list[Server] | None = None) -> Handler:
-    """Reads requests and sends `answers` in turn on each connection (keep-alive)."""
-
-    async def handler(reader: asyncio.StreamReader, writer: asyncio.StreamWriter, index: int) -> None:
-        for answer in answers:
-            request = await read_request(reader)
-            if not request:
-                return
-            if server_ref:
-                server_ref[0].requests.append(request)
-            writer.write(answer)
-            await writer.drain()
-        await reader.read()  # keep the connection open until the client closes it
-
-    return handler
-
-
-async def keep_alive_server(answer: bytes = OK) -> tuple[Handler, list[Server]]:
-    ref: list[Server] = []
-    return answering(*([answer] * 100), server_ref=ref), ref
-
-
-async def get(pool: Pool, url: str, **kw: float) -> tuple[int, dict[str, str], bytes]:
-    resp = await pool.request("GET", url, {}, None, **kw)
-    try:
-        return resp.status, resp.headers, await resp.read(1 << 20, 5.0)
-    finally:
-        resp.release()
+from tests.support.upstreams import (
+    OK,
+    answering,
+    ca_and_leaf,
+    get,
+    keep_alive_server,
+    read_request,
+    self_signed,
+    serve,
+)
 
 
 async def test_keep_alive_reuses_one_connection_and_frames_the_request() -> None:
@@ -278,10 +204,13 @@ async def test_the_pool_limit_makes_requests_wait_for_a_connection() -> None:
     handler, ref = await keep_alive_server()
     async with serve(handler) as server:
         ref.append(server)
-        pool = Pool(limit=1)
+        pool = Pool(limit=1, wait=0.2)
         first = await pool.request("GET", server.url, {})
-        with pytest.raises(UpstreamFailure, match=r"no free upstream connection within 0\.2s"):
-            await pool.request("GET", server.url, {}, connect_timeout=0.2)
+        with pytest.raises(
+            UpstreamFailure, match=r"all 1 connections to this upstream are busy; none came free within 0\.2s"
+        ) as caught:
+            await pool.request("GET", server.url, {})
+        assert caught.value.kind == "busy"
         waiting = asyncio.ensure_future(get(pool, server.url))
         await asyncio.sleep(0.1)
         assert not waiting.done()
@@ -387,36 +316,8 @@ async def test_an_idle_connection_past_its_keepalive_is_not_reused() -> None:
     assert server.connections == 2
 
 
-def _self_signed(tmp: Path) -> tuple[Path, Path]:
-    key = ec.generate_private_key(ec.SECP256R1())
-    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "aitre test upstream")])
-    now = dt.datetime.now(dt.UTC)
-    cert = (
-        x509.CertificateBuilder()
-        .subject_name(name)
-        .issuer_name(name)
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - dt.timedelta(minutes=5))
-        .not_valid_after(now + dt.timedelta(days=1))
-        .add_extension(
-            x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]), False
-        )
-        .add_extension(x509.BasicConstraints(ca=True, path_length=None), True)
-        .sign(key, hashes.SHA256())
-    )
-    cert_path, key_path = tmp / "cert.pem", tmp / "key.pem"
-    cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
-    key_path.write_bytes(
-        key.private_bytes(
-            serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
-        )
-    )
-    return cert_path, key_path
-
-
 async def test_https_upstreams_with_the_configured_ca_file(tmp_path: Path) -> None:
-    cert, key = _self_signed(tmp_path)
+    cert, key = self_signed(tmp_path)
     server_ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
     server_ctx.load_cert_chain(cert, key)
     handler, ref = await keep_alive_server()
@@ -437,3 +338,212 @@ async def test_https_upstreams_with_the_configured_ca_file(tmp_path: Path) -> No
             await default.send(UpstreamRequest("GET", url), timeouts)
         assert caught.value.kind == "connect"
         await default.close()
+
+
+# -- framing ---------------------------------------------------------------------------------
+
+
+async def _read_all(pool: Pool, url: str, whole: bool) -> bytes:
+    """The body as `read` (a JSON answer) or as a stream of `readany` (audio, SSE) would get it."""
+    resp = await pool.request("GET", url, {})
+    try:
+        if whole:
+            return await resp.read(1 << 20, 5.0)
+        out = b""
+        while chunk := await resp.readany(5.0):
+            out += chunk
+        return out
+    finally:
+        resp.close()
+
+
+def _cut(answer: bytes) -> Callable[[asyncio.StreamReader, asyncio.StreamWriter, int], Awaitable[None]]:
+    """Sends `answer`, then closes the connection (cleanly: a FIN)."""
+
+    async def handler(reader: asyncio.StreamReader, writer: asyncio.StreamWriter, _: int) -> None:
+        await read_request(reader)
+        writer.write(answer)
+        await writer.drain()
+
+    return handler
+
+
+@pytest.mark.parametrize("coding", ["Chunked", "CHUNKED", "chunked", "identity, Chunked"])
+@pytest.mark.parametrize("whole", [True, False], ids=["read", "readany"])
+async def test_a_chunked_body_cut_short_is_a_failure_whatever_the_case(coding: str, whole: bool) -> None:
+    # Cut inside a chunk, and after a whole chunk but before the last (zero) one.
+    for body in (b"a\r\nhel", b"5\r\nhello\r\n"):
+        head = f"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nTransfer-Encoding: {coding}\r\n\r\n"
+        async with serve(_cut(head.encode() + body)) as server:
+            pool = Pool()
+            with pytest.raises(UpstreamFailure, match="cut short") as caught:
+                await _read_all(pool, server.url, whole)
+            assert caught.value.kind == "protocol"
+            await pool.close()
+
+
+@pytest.mark.parametrize("content_type", ["application/json", "audio/mpeg"])
+@pytest.mark.parametrize("whole", [True, False], ids=["read", "readany"])
+async def test_a_content_length_body_cut_short_is_a_failure(content_type: str, whole: bool) -> None:
+    answer = f"HTTP/1.1 200 OK\r\nContent-Type: {content_type}\r\nContent-Length: 100\r\n\r\n".encode()
+    async with serve(_cut(answer + b'{"partial')) as server:
+        pool = Pool()
+        with pytest.raises(UpstreamFailure, match="cut short"):
+            await _read_all(pool, server.url, whole)
+        await pool.close()
+
+
+async def test_a_reset_cuts_even_a_body_that_ends_with_the_connection() -> None:
+    async def handler(reader: asyncio.StreamReader, writer: asyncio.StreamWriter, _: int) -> None:
+        await read_request(reader)
+        writer.write(b"HTTP/1.1 200 OK\r\nContent-Type: audio/mpeg\r\n\r\npartial")
+        await writer.drain()
+        await asyncio.sleep(0.1)
+        sock = writer.get_extra_info("socket")
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+        writer.transport.abort()  # closing with a zero linger sends a reset, not a FIN
+
+    async with serve(handler) as server:
+        pool = Pool()
+        with pytest.raises(UpstreamFailure, match="cut short"):
+            await _read_all(pool, server.url, whole=False)
+        await pool.close()
+
+
+async def test_trailers_are_read_and_dropped_and_the_connection_kept() -> None:
+    answer = (
+        b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nTransfer-Encoding: chunked\r\n"
+        b"Trailer: X-Checksum\r\n\r\n5\r\nhello\r\n0\r\nX-Checksum: abc\r\nX-Other: 1\r\n\r\n"
+    )
+    handler, ref = await keep_alive_server(answer)
+    async with serve(handler) as server:
+        ref.append(server)
+        pool = Pool()
+        for _ in range(2):
+            status, headers, body = await get(pool, server.url)
+            assert (status, body) == (200, b"hello")
+            assert "x-checksum" not in headers and headers["trailer"] == "X-Checksum"
+        await pool.close()
+    assert server.connections == 1
+
+
+async def test_http10_upstreams() -> None:
+    # With a length and no keep-alive: the answer is whole, the connection is not reused.
+    async with serve(answering(*[b"HTTP/1.0 200 OK\r\nContent-Length: 2\r\n\r\nok"] * 2)) as server:
+        pool = Pool()
+        assert (await get(pool, server.url))[2] == b"ok"
+        assert (await get(pool, server.url))[2] == b"ok"
+        await pool.close()
+    assert server.connections == 2
+    # Without a length: the body runs to the end of the connection.
+    async with serve(_cut(b"HTTP/1.0 200 OK\r\nContent-Type: text/plain\r\n\r\nto the end")) as server:
+        pool = Pool()
+        assert await get(pool, server.url) == (200, {"content-type": "text/plain"}, b"to the end")
+        await pool.close()
+    # Asking for keep-alive, with a length: reused.
+    kept = b"HTTP/1.0 200 OK\r\nConnection: keep-alive\r\nContent-Length: 2\r\n\r\nok"
+    handler, ref = await keep_alive_server(kept)
+    async with serve(handler) as server:
+        ref.append(server)
+        pool = Pool()
+        for _ in range(3):
+            assert (await get(pool, server.url))[2] == b"ok"
+        await pool.close()
+    assert server.connections == 1
+
+
+async def test_an_ipv6_upstream() -> None:
+    handler, ref = await keep_alive_server()
+    async with serve(handler, host="::1") as server:
+        ref.append(server)
+        pool = Pool()
+        assert server.url.startswith("http://[::1]:")
+        assert await get(pool, server.url + "/v1/models") == (
+            200,
+            {"content-type": "application/json", "content-length": "12"},
+            b'{"ok": true}',
+        )
+        await pool.close()
+    assert f"Host: [::1]:{server.port}\r\n".encode() in server.requests[0]
+
+
+async def test_tls_to_a_host_name_sends_it_as_sni_and_checks_the_certificate_against_it(
+    tmp_path: Path,
+) -> None:
+    ca, cert, key = ca_and_leaf(tmp_path, "localhost")
+    seen: list[str | None] = []
+    server_ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    server_ctx.load_cert_chain(cert, key)
+    server_ctx.sni_callback = lambda _sock, name, _ctx: seen.append(name)  # type: ignore[assignment,misc]
+    handler, ref = await keep_alive_server()
+    async with serve(handler, server_ctx) as server:
+        ref.append(server)
+        timeouts = Timeouts(connect=5, first_byte=5, idle=5)
+        upstream = Upstream(Settings(upstream_ca_file=ca))
+        resp = await upstream.send(
+            UpstreamRequest("GET", f"https://localhost:{server.port}/v1/models"), timeouts
+        )
+        assert await resp.read(1024, 5.0) == b'{"ok": true}'
+        resp.release()
+        assert seen == ["localhost"]
+        assert f"Host: localhost:{server.port}\r\n".encode() in server.requests[0]
+        # The same server by its address: the certificate does not name it, so no connection.
+        with pytest.raises(UpstreamFailure, match="TLS with upstream") as caught:
+            await upstream.send(UpstreamRequest("GET", f"https://127.0.0.1:{server.port}/"), timeouts)
+        assert caught.value.kind == "connect"
+        await upstream.close()
+
+
+async def test_a_transfer_coding_other_than_chunked_is_refused() -> None:
+    answer = b"HTTP/1.1 200 OK\r\nTransfer-Encoding: gzip, chunked\r\n\r\n5\r\nhello\r\n0\r\n\r\n"
+    async with serve(answering(answer)) as server:
+        pool = Pool()
+        with pytest.raises(
+            UpstreamFailure, match=r"transfer coding the gateway does not decode \(gzip, chunked\)"
+        ):
+            await get(pool, server.url)
+        await pool.close()
+
+
+async def test_heads_and_trailers_past_the_bound_are_refused() -> None:
+    # Checked between reads: a read that ends the body may carry a bound's worth more.
+    big = b"x" * (3 * http1._MAX_HEAD)
+    head = b"HTTP/1.1 200 OK\r\nX-Big: " + big + b"\r\nContent-Length: 2\r\n\r\nok"
+    trailers = (
+        b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n2\r\nok\r\n0\r\nX-Big: " + big + b"\r\n\r\n"
+    )
+    for answer in (head, trailers):
+        async with serve(answering(answer)) as server:
+            pool = Pool()
+            with pytest.raises(UpstreamFailure, match="headers larger than"):
+                await get(pool, server.url)
+            await pool.close()
+
+    # A head that never ends is refused once it passes the bound, not held in memory.
+    async def endless(reader: asyncio.StreamReader, writer: asyncio.StreamWriter, _: int) -> None:
+        await read_request(reader)
+        writer.write(b"HTTP/1.1 200 OK\r\nX-Endless: ")
+        with contextlib.suppress(ConnectionError):
+            for _ in range(1000):
+                writer.write(b"y" * 16384)
+                await writer.drain()
+
+    async with serve(endless) as server:
+        pool = Pool()
+        with pytest.raises(UpstreamFailure, match="headers larger than"):
+            await get(pool, server.url)
+        await pool.close()
+
+
+async def test_a_second_answer_to_one_request_is_not_taken_for_it() -> None:
+    extra = b"HTTP/1.1 404 Not Found\r\nContent-Length: 4\r\n\r\nnope"
+    async with serve(answering(OK + extra, OK)) as server:
+        pool = Pool()
+        assert await get(pool, server.url) == (
+            200,
+            {"content-type": "application/json", "content-length": "12"},
+            b'{"ok": true}',
+        )
+        assert (await get(pool, server.url))[0] == 200
+        await pool.close()
+    assert server.connections == 2  # the connection that said too much was not reused

@@ -12,7 +12,7 @@ from sqlalchemy import ColumnElement, and_, func, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from aitre.accounts.keys import hash_key
-from aitre.accounts.repo import AccountError, grant
+from aitre.accounts.repo import MAX_TIME_MS, MAX_UNITS, AccountError, grant
 from aitre.errors import ConflictError, NotFoundError
 from aitre.store.models import RedeemCode, User, now_ms
 
@@ -49,10 +49,12 @@ async def create_codes(
 ) -> list[IssuedCode]:
     if not 1 <= count <= MAX_BATCH:
         raise AccountError(f"count must be between 1 and {MAX_BATCH}")
-    if quota <= 0:
-        raise AccountError("a code must add a positive quota")
+    if not 0 < quota <= MAX_UNITS:
+        raise AccountError(f"a code must add a positive quota of at most {MAX_UNITS} units")
     if expires_at is not None and expires_at <= now_ms():
         raise AccountError("expires_at is in the past")
+    if expires_at is not None and expires_at > MAX_TIME_MS:
+        raise AccountError("expires_at is after the year 9999")
     if len(name) > 128:
         raise AccountError("a name is at most 128 characters")
     issued = []

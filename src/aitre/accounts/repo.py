@@ -26,10 +26,22 @@ ROLES = ("admin", "user")
 GRANT_KINDS = ("topup", "redeem", "adjust")
 DEFAULT_GROUP = "default"
 _NAME = re.compile(r"^[A-Za-z0-9_.@+-]{1,64}$")
+# The largest amount of quota units anywhere (a balance, a top-up, a key's cap, a code): exact as
+# a double, so JSON readers in JavaScript see it right, and far from 64-bit overflow (SQLite
+# turns an overflowing sum into a float). 2**53 - 1 units is about $18 billion at 500,000/USD.
+MAX_UNITS = 2**53 - 1
+# Limits stored in 32-bit columns (rpm, tpm) and record ids.
+MAX_INT32 = 2**31 - 1
+# Times are kept in ms since the epoch; the last ms of the year 9999.
+MAX_TIME_MS = 253_402_300_799_999
 
 
 class AccountError(DomainError):
     """A request about users, keys, groups or codes that cannot be done as asked."""
+
+
+class AmountTooLarge(AccountError):
+    code = "amount_too_large"
 
 
 @dataclass(frozen=True, slots=True)
@@ -49,6 +61,8 @@ def usd_to_units(usd: Decimal | str | float, units_per_usd: int) -> int:
         raise AccountError(f"not an amount of dollars: {usd!r}") from None
     if not value.is_finite():
         raise AccountError(f"not an amount of dollars: {usd!r}")
+    if abs(value) * units_per_usd > MAX_UNITS:  # before rounding: no giant integer is ever built
+        raise AmountTooLarge(f"an amount is at most {MAX_UNITS} units (${MAX_UNITS / units_per_usd:,.0f})")
     return int((value * units_per_usd).to_integral_value(ROUND_HALF_EVEN))
 
 
@@ -116,6 +130,8 @@ async def grant(
         raise AccountError(
             f"that would leave {user.username} with a negative balance ({user.quota} + {amount})"
         )
+    if user.quota + amount > MAX_UNITS:
+        raise AmountTooLarge(f"a balance is at most {MAX_UNITS} units; {user.username} has {user.quota}")
     entry = LedgerEntry(
         user_id=user.id,
         token_id=None,
@@ -251,9 +267,9 @@ def _ips(value: Any) -> list[str] | None:
     return list(dict.fromkeys(out)) or None
 
 
-def _count(name: str, value: Any) -> int:
-    if not isinstance(value, int) or isinstance(value, bool) or value < 0:
-        raise AccountError(f"{name} must be a whole number >= 0 (0 = no limit)")
+def _count(name: str, value: Any, maximum: int = MAX_INT32) -> int:
+    if not isinstance(value, int) or isinstance(value, bool) or not 0 <= value <= maximum:
+        raise AccountError(f"{name} must be a whole number from 0 to {maximum} (0 = no limit)")
     return value
 
 
@@ -274,6 +290,8 @@ def _expiry(value: Any) -> int | None:
         raise AccountError("expires_at must be a time in milliseconds since the epoch (or null)")
     if value <= int(time.time() * 1000):
         raise AccountError("expires_at is in the past")
+    if value > MAX_TIME_MS:
+        raise AccountError("expires_at is after the year 9999")
     return value
 
 
@@ -292,7 +310,7 @@ def _apply_key_changes(token: Token, changes: Mapping[str, Any]) -> None:
             token.enabled = bool(value)
         elif field == "quota":
             token.unlimited = value is None
-            token.remain_quota = 0 if value is None else _count("quota", value)
+            token.remain_quota = 0 if value is None else _count("quota", value, MAX_UNITS)
         elif field == "expires_at":
             token.expires_at = _expiry(value)
         elif field == "allowed_models":
@@ -303,6 +321,20 @@ def _apply_key_changes(token: Token, changes: Mapping[str, Any]) -> None:
             setattr(token, field, _count(field, value))
         else:
             token.model_mapping = _mapping(value)
+
+
+def key_limits(token: Token) -> list[str]:
+    """The limits set on a key, by name; empty for a key with every right of its user."""
+    limits = {
+        "quota": not token.unlimited,
+        "expires_at": token.expires_at is not None,
+        "allowed_models": bool(token.allowed_models),
+        "allowed_ips": bool(token.allowed_ips),
+        "rpm": bool(token.rpm),
+        "tpm": bool(token.tpm),
+        "model_mapping": bool(token.model_mapping),
+    }
+    return [name for name, is_set in limits.items() if is_set]
 
 
 async def create_token(session: AsyncSession, user: User, name: str = "") -> IssuedKey:

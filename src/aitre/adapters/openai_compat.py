@@ -1,68 +1,60 @@
 """OpenAI and every vendor that copies its API: same paths, bearer auth, same bodies.
 
-The request body is the client's, with only the model name mapped (and usage asked for on
-streams we bill); the answer is passed through (`relay.passthrough`).
+Chat, completions, embeddings and audio are forwarded: the client's body with only the model
+name mapped (and usage asked for on streams we bill), the answer passed through
+(`relay.passthrough`). Images are made through the images API, or, for image models that answer
+chat (Gemini's; or any model on a channel with `config.image_chat_via = "chat"`), through chat
+completions.
 """
 
 from __future__ import annotations
 
 from decimal import Decimal
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
-import orjson
-
+from aitre.adapters import chat_images, openai_images, openai_wire
 from aitre.adapters.balance import dashboard_balance
-from aitre.relay import multipart, passthrough
+from aitre.adapters.capability import IMAGES_GENERATE
+from aitre.relay import passthrough
 from aitre.relay.upstream import UpstreamRequest, answers
 
 if TYPE_CHECKING:
-    from starlette.types import ASGIApp
-
+    from aitre.adapters.base import Forwarder
+    from aitre.adapters.capability import Capability
+    from aitre.adapters.images import ImageMaker
     from aitre.channels.model import ChannelInfo
     from aitre.relay.job import RelayJob
     from aitre.state import AppState
 
 
-def rewrite_body(channel: ChannelInfo, job: RelayJob) -> bytes:
-    """The client's JSON with the upstream's model name; unknown fields pass through untouched.
-    When neither the model name nor the stream options change, the client's own bytes go."""
-    model = job.upstream_model(channel)
-    opts = job.body.get("stream_options")
-    asked = isinstance(opts, dict) and opts.get("include_usage") is True
-    inject = job.wants_stream_usage_injected and not asked and channel.config.get("stream_usage", True)
-    if model == job.model and not inject and (raw := job.unchanged_body()) is not None:
-        return raw
-    body: dict[str, Any] = dict(job.body)
-    body["model"] = model
-    if inject:
-        body["stream_options"] = {**(opts if isinstance(opts, dict) else {}), "include_usage": True}
-    return orjson.dumps(body)
-
-
-def rebuild_form(channel: ChannelInfo, job: RelayJob) -> tuple[str, bytes]:
-    """The client's multipart fields and files, in order, with the model name mapped:
-    (Content-Type, body)."""
-    model = job.upstream_model(channel)
-    return multipart.encode([(name, model if name == "model" else value) for name, value in job.form or ()])
+def images_via_chat(channel: ChannelInfo, model: str) -> bool:
+    """Whether this channel makes images of `model` by chat rather than the images API."""
+    via = channel.config.get("image_chat_via")
+    if via in ("images", "chat"):
+        return bool(via == "chat")
+    return model.startswith("gemini")
 
 
 class OpenAICompatAdapter:
-    def supports(self, endpoint: str, model: str) -> bool:
-        return True
+    def forwarder(self, capability: Capability, channel: ChannelInfo, model: str) -> Forwarder | None:
+        return self.build
 
-    def build(self, channel: ChannelInfo, job: RelayJob, path: str | None = None) -> UpstreamRequest:
+    def image_maker(self, capability: Capability, channel: ChannelInfo, model: str) -> ImageMaker | None:
+        if images_via_chat(channel, model):
+            return chat_images.make
+        return openai_images.generate if capability == IMAGES_GENERATE else openai_images.edit
+
+    def build(self, channel: ChannelInfo, job: RelayJob) -> UpstreamRequest:
+        # `openai_wire.headers`, inline: this runs on every forwarded request.
         headers = {"Accept": "application/json, text/event-stream, */*", "X-Request-Id": job.request_id}
         if channel.secret:
             headers["Authorization"] = f"Bearer {channel.secret}"
-        url = channel.api_base() + (path or job.path)
+        url = channel.api_base() + job.path
         if job.form is not None:
-            headers["Content-Type"], body = rebuild_form(channel, job)
+            headers["Content-Type"], body = openai_wire.rebuild_form(job.form, job.upstream_model(channel))
             return UpstreamRequest("POST", url, headers, body)
         headers["Content-Type"] = "application/json"
-        return UpstreamRequest("POST", url, headers, rewrite_body(channel, job))
-
-    async def execute(self, state: AppState, job: RelayJob, channel: ChannelInfo) -> ASGIApp:
-        return await passthrough.execute(state, job, channel, self.build(channel, job))
+        return UpstreamRequest("POST", url, headers, openai_wire.rewrite_body(channel, job))
 
     async def balance(self, state: AppState, channel: ChannelInfo) -> Decimal | None:
         return await dashboard_balance(state, channel)

@@ -1,20 +1,28 @@
-"""The built-in simulator speaks several protocols at once; route each request to the adapter
-of the protocol that serves it there (Flux models over BFL's API, the rest OpenAI-style)."""
+"""The built-in simulator speaks several protocols at once, and its model list says which
+serves what: Flux models over BFL's API (images only), Gemini's image models over chat, the
+rest OpenAI-style."""
 
 from __future__ import annotations
 
 from decimal import Decimal
 from typing import TYPE_CHECKING
 
+from aitre.adapters import chat_images, openai_images
 from aitre.adapters.bfl_flux import BflAdapter
+from aitre.adapters.capability import IMAGES_GENERATE
 from aitre.adapters.openai_compat import OpenAICompatAdapter
+from aitre.simulator import catalog
 
 if TYPE_CHECKING:
-    from starlette.types import ASGIApp
-
+    from aitre.adapters.base import Forwarder
+    from aitre.adapters.capability import Capability
+    from aitre.adapters.images import ImageMaker
     from aitre.channels.model import ChannelInfo
-    from aitre.relay.job import RelayJob
     from aitre.state import AppState
+
+_FLUX = frozenset(catalog.BFL_MODELS)
+# Image models the simulator answers on chat completions only (the GPT ones answer both).
+_CHAT_ONLY_IMAGES = frozenset(catalog.CHAT_IMAGE_MODELS) - frozenset(catalog.IMAGE_MODELS)
 
 
 class SimulatorAdapter:
@@ -22,13 +30,18 @@ class SimulatorAdapter:
         self._openai = OpenAICompatAdapter()
         self._bfl = BflAdapter()
 
-    def supports(self, endpoint: str, model: str) -> bool:
-        return True
+    def forwarder(self, capability: Capability, channel: ChannelInfo, model: str) -> Forwarder | None:
+        return None if model in _FLUX else self._openai.build
 
-    async def execute(self, state: AppState, job: RelayJob, channel: ChannelInfo) -> ASGIApp:
-        if job.endpoint == "images.generations" and job.upstream_model(channel).startswith("flux"):
-            return await self._bfl.execute(state, job, channel)
-        return await self._openai.execute(state, job, channel)
+    def image_maker(self, capability: Capability, channel: ChannelInfo, model: str) -> ImageMaker | None:
+        if model in _FLUX:
+            return self._bfl.image_maker(capability, channel, model)
+        if model in _CHAT_ONLY_IMAGES:
+            return chat_images.make
+        served = catalog.IMAGE_MODELS if capability == IMAGES_GENERATE else catalog.IMAGE_EDIT_MODELS
+        if model not in served:
+            return None
+        return openai_images.generate if capability == IMAGES_GENERATE else openai_images.edit
 
     async def balance(self, state: AppState, channel: ChannelInfo) -> Decimal | None:
         return await self._openai.balance(state, channel)

@@ -12,6 +12,7 @@ from aitre.api.common import (
     app_state,
     authenticate,
     form_files,
+    form_model,
     form_value,
     new_job,
     read_form,
@@ -21,12 +22,16 @@ from aitre.api.common import (
 )
 from aitre.errors import ApiError, bad_request
 from aitre.media.probe import UnreadableMedia, audio_duration
-from aitre.relay.pipeline import relay
+from aitre.relay.job import RelayJob
+from aitre.relay.outcome import finish
+from aitre.relay.pipeline import ensure_routable, relay
 from aitre.relay.usage import Usage
+from aitre.state import AppState
 
 SPEECH_FORMATS = ("mp3", "opus", "aac", "flac", "wav", "pcm")
 TRANSCRIPT_FORMATS = ("json", "text", "srt", "verbose_json", "vtt", "diarized_json")
 INPUT_FORMATS = "flac, m4a, mp3, mp4, mpeg, mpga, oga, ogg, wav, webm"
+_ANY_AUDIO = Usage(seconds=0.001)  # the least a transcription can cost: a price per second rounds up
 
 
 async def speech(request: Request) -> Response | ASGIApp:
@@ -64,9 +69,7 @@ async def _transcribe(request: Request, endpoint: str, path: str) -> Response | 
     caller = await authenticate(request, state)
     limit = state.settings.audio_max_bytes
     fields = await read_form(request, limit + 64 * 1024)
-    model = form_value(fields, "model")
-    if not model:
-        raise bad_request("You must provide a model parameter.", param="model")
+    model = form_model(fields)
     files = form_files(fields, "file")
     if not files or not files[0].data:
         raise bad_request("`file` is required: upload the audio as a multipart file field.", param="file")
@@ -80,6 +83,11 @@ async def _transcribe(request: Request, endpoint: str, path: str) -> Response | 
         raise bad_request(
             f"`response_format` must be one of {', '.join(TRANSCRIPT_FORMATS)}.", param="response_format"
         )
+    body = {"model": model, "response_format": fmt}
+    job = new_job(request, caller, endpoint, path, body, model, form=fields)
+    # Decoding takes a worker thread for up to a second; a request that will be refused anyway
+    # (the key may not, the balance cannot pay for any audio at all) is refused first.
+    await precheck(state, job)
     try:
         seconds = await asyncio.to_thread(audio_duration, audio.data)
     except UnreadableMedia as exc:
@@ -89,11 +97,18 @@ async def _transcribe(request: Request, endpoint: str, path: str) -> Response | 
             param="file",
             code="invalid_file_format",
         ) from None
-    body = {"model": model, "response_format": fmt}
-    job = new_job(
-        request, caller, endpoint, path, body, model, form=fields, known_units=Usage(seconds=seconds)
-    )
+    job.known_units = Usage(seconds=seconds)
     return await relay(state, job)
+
+
+async def precheck(state: AppState, job: RelayJob) -> None:
+    """The checks of admission that need no measurement of the input; a refusal is logged."""
+    ensure_routable(state, job)
+    try:
+        await state.accountant.precheck(job, _ANY_AUDIO)
+    except ApiError as error:
+        finish(state, job, None, error.status, error.message)
+        raise
 
 
 async def transcriptions(request: Request) -> Response | ASGIApp:

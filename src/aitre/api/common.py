@@ -1,15 +1,22 @@
-"""What every route needs: the app state, the caller, a bounded and parsed body, a request id."""
+"""What every route needs: the app state, the caller, a bounded and parsed body, a request id.
+
+Every string a client gives that reaches the journal and the usage log is bounded here, before
+a job exists: the model name (refused when too long or not printable: the log's column holds
+128 characters, and PostgreSQL refuses NUL bytes) and the client address (a forwarded address
+that is not an IP address is not believed).
+"""
 
 from __future__ import annotations
 
+from ipaddress import ip_address
 from typing import Any, cast
 
-import orjson
 from starlette.requests import Request
 from starlette.types import Message, Receive
 
 from aitre.accounts.auth import Caller
 from aitre.accounts.keys import parse_bearer
+from aitre.api.jsonbody import parse_object
 from aitre.errors import ApiError, bad_request, invalid_api_key
 from aitre.ids import new_request_id
 from aitre.relay.cancel import ClientGone
@@ -31,12 +38,25 @@ def request_id(request: Request) -> str:
     return str(rid)
 
 
+# usage_logs.model, usage_logs.upstream_model and prices.model are String(128).
+MAX_MODEL_CHARS = 128
+
+
 def client_ip(request: Request) -> str:
-    """The client's address (behind a trusted proxy, the one it forwarded for)."""
+    """The client's address (behind a trusted proxy, the one it forwarded for, if that is an
+    IP address: what a proxy passes on from its client may be anything)."""
     client = request.scope.get("client")
     peer = str(client[0]) if client else ""
     forwarded = header(request, b"x-forwarded-for")
-    return peer if forwarded is None else app_state(request).forwarded.client(peer, forwarded)
+    if forwarded is None:
+        return peer
+    named = app_state(request).forwarded.client(peer, forwarded)
+    if named == peer:
+        return peer
+    try:
+        return str(ip_address(named))
+    except ValueError:
+        return peer
 
 
 def header(request: Request, name: bytes) -> str | None:
@@ -50,7 +70,8 @@ def header(request: Request, name: bytes) -> str | None:
     return None if value is None else value.decode("latin-1")
 
 
-async def authenticate(request: Request, state: AppState) -> Caller:
+async def identify(request: Request, state: AppState) -> Caller:
+    """The caller behind the request's bearer key (401 without a valid one)."""
     key = parse_bearer(header(request, b"authorization"))
     if key is None:
         raise ApiError(
@@ -61,6 +82,23 @@ async def authenticate(request: Request, state: AppState) -> Caller:
     caller = await state.catalog.keys.resolve(key)
     if caller is None:
         raise invalid_api_key()
+    return caller
+
+
+async def authenticate(request: Request, state: AppState) -> Caller:
+    """The caller of a relay request, holding one of its key's in-flight slots until the front
+    door has sent the whole answer (`fastpath.Gateway._serve` gives it back)."""
+    caller = await identify(request, state)
+    inflight = state.accountant.inflight
+    if not inflight.enter(caller.token_id):
+        raise ApiError(
+            429,
+            f"This API key already has {inflight.cap} requests in flight; wait for one to finish.",
+            type="requests",
+            code="too_many_concurrent_requests",
+            headers={"retry-after": "1"},
+        )
+    request.scope["aitre.inflight"] = caller.token_id
     return caller
 
 
@@ -94,25 +132,32 @@ def _too_large(limit: int) -> ApiError:
 
 async def read_json_object(request: Request, limit: int) -> dict[str, Any]:
     raw = await read_body(request, limit)
-    if not raw.strip():
-        raise bad_request("The request body is empty; expected a JSON object.")
-    try:
-        data = orjson.loads(raw)
-    except orjson.JSONDecodeError:
-        raise bad_request(
-            "We could not parse the JSON body of your request. Make sure it is valid JSON."
-        ) from None
-    if not isinstance(data, dict):
-        raise bad_request("The request body must be a JSON object.")
+    data = parse_object(raw)
     request.scope["aitre.json_body"] = (raw, data)  # see `new_job`: the bytes may go upstream as is
     return data
 
 
 def require_model(body: dict[str, Any]) -> str:
-    model = body.get("model")
+    return valid_model(body.get("model"))
+
+
+def valid_model(model: object) -> str:
+    """A model name fit to be logged: present, at most 128 characters, printable."""
     if not isinstance(model, str) or not model:
         raise bad_request(
             "You must provide a model parameter.", param="model", code="missing_required_parameter"
+        )
+    if len(model) > MAX_MODEL_CHARS:
+        raise bad_request(
+            f"The model name is longer than {MAX_MODEL_CHARS} characters.",
+            param="model",
+            code="invalid_model",
+        )
+    if not model.isprintable():
+        raise bad_request(
+            "The model name contains control or other non-printable characters.",
+            param="model",
+            code="invalid_model",
         )
     return model
 
@@ -145,14 +190,15 @@ def require_str(body: dict[str, Any], name: str, max_len: int | None = None) -> 
     return value
 
 
-def replay_body(raw: bytes) -> Receive:
-    """An ASGI `receive` that hands out a body already read (then reports a disconnect)."""
+def replay_body(raw: bytes, then: Receive | None = None) -> Receive:
+    """An ASGI `receive` that hands out a body already read, then passes on to `then` (the
+    connection's own `receive`, to hear of a disconnect), or reports a disconnect."""
     sent = False
 
     async def receive() -> Message:
         nonlocal sent
         if sent:
-            return {"type": "http.disconnect"}
+            return await then() if then is not None else {"type": "http.disconnect"}
         sent = True
         return {"type": "http.request", "body": raw, "more_body": False}
 
@@ -170,9 +216,14 @@ async def read_form(request: Request, limit: int) -> list[FormField]:
     except Exception as exc:  # python-multipart raises several types for malformed bodies
         raise bad_request(f"Malformed multipart body: {exc}") from None
     fields: list[FormField] = []
+    seen: set[str] = set()
     try:
         for name, value in form.multi_items():
             if isinstance(value, str):
+                # As with JSON keys: the gateway reads the first `model`, an upstream may read the last.
+                if name in seen and not name.endswith("[]"):
+                    raise bad_request(f"The form has the field `{name}` twice; send it once.", param=name)
+                seen.add(name)
                 fields.append((name, value))
             else:
                 data = await value.read()
@@ -187,6 +238,10 @@ async def read_form(request: Request, limit: int) -> list[FormField]:
     finally:
         await form.close()
     return fields
+
+
+def form_model(fields: list[FormField]) -> str:
+    return valid_model(form_value(fields, "model"))
 
 
 def form_value(fields: list[FormField], name: str) -> str | None:

@@ -14,17 +14,19 @@ from contextlib import asynccontextmanager, contextmanager
 from dataclasses import dataclass, replace
 from typing import Annotated, TypeVar
 
-from fastapi import Depends, Query, Request
+from fastapi import Depends, Path, Query, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from aitre.accounts import repo
 from aitre.accounts.auth import Caller
 from aitre.accounts.policy import check_expiry, check_ip
-from aitre.api.admin.schemas import Page
-from aitre.api.common import app_state, authenticate, client_ip
+from aitre.accounts.repo import MAX_INT32
+from aitre.api.admin.schemas import Page, parse_moment
+from aitre.api.common import app_state, client_ip, identify
 from aitre.api.openapi_build import BEARER, SECURITY_SCHEME
-from aitre.billing.usage_query import LogFilter, parse_time
+from aitre.billing.usage_query import LogFilter
 from aitre.errors import ApiError
 from aitre.state import AppState
 from aitre.store.version import bump_version
@@ -68,7 +70,10 @@ async def get_caller(
     state: StateDep,
     _credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
 ) -> Caller:
-    caller = await authenticate(request, state)
+    found = request.scope.get("aitre.caller")  # checked already by `ApiGuard`, before the body was read
+    if isinstance(found, Caller):
+        return found
+    caller = await identify(request, state)
     check_expiry(caller)
     check_ip(caller, client_ip(request))
     return caller
@@ -119,6 +124,37 @@ def get_db(state: StateDep) -> Db:
 DbDep = Annotated[Db, Depends(get_db)]
 
 
+async def get_unlimited_caller(caller: CallerDep, db: DbDep) -> Caller:
+    """For the key routes: a key with limits (a quota, an expiry, models, IPs, rates, a mapping) is
+    a credential of limited rights, often handed to an app. Were it to make keys, it could mint
+    itself one without its limits, or revoke its owner's other keys; and even a key made within
+    its limits would double what may be spent. So only a key without limits manages keys. The
+    limits are read from the database, not the key cache: a change applies at once."""
+    async with db.read() as session:
+        token, _ = await repo.get_key(session, caller.token_id)
+    limits = repo.key_limits(token)
+    if limits:
+        raise ApiError(
+            403,
+            f"This API key has limits ({', '.join(limits)}); only a key without limits can manage keys.",
+            code="key_has_limits",
+        )
+    return caller
+
+
+UnlimitedCallerDep = Annotated[Caller, Depends(get_unlimited_caller)]
+
+
+# Record ids are 32-bit integers in the database: a bigger number is refused (400) before it
+# reaches a query (PostgreSQL would refuse it there, SQLite raise on it past 64 bits: a 500).
+RecordId = Annotated[int, Path(ge=1, le=MAX_INT32, description="The record's id.")]
+MAX_PAGE = 1_000_000
+
+
+def id_query(description: str) -> object:
+    return Query(ge=1, le=MAX_INT32, description=description)
+
+
 @dataclass(frozen=True, slots=True)
 class PageParams:
     page: int
@@ -133,7 +169,7 @@ class PageParams:
 
 
 def get_page(
-    page: Annotated[int, Query(ge=1, description="Page number, from 1.")] = 1,
+    page: Annotated[int, Query(ge=1, le=MAX_PAGE, description=f"Page number, from 1 to {MAX_PAGE}.")] = 1,
     per_page: Annotated[int, Query(ge=1, le=500, description="Rows per page (at most 500).")] = 50,
 ) -> PageParams:
     return PageParams(page, per_page)
@@ -148,12 +184,12 @@ def _time(value: str | None, param: str) -> int | None:
     if value is None or not value.strip():
         return None
     with domain_errors():
-        return parse_time(value, param=param)
+        return parse_moment(value, param)
 
 
 def get_user_log_filter(
     model: Annotated[str | None, Query(description="Exact model name as sent by the client.")] = None,
-    token_id: Annotated[int | None, Query(description="Only this key's requests.")] = None,
+    token_id: Annotated[int | None, id_query("Only this key's requests.")] = None,
     status: Annotated[
         str | None, Query(description="A status code (429), a class (5xx), `ok` or `error`.")
     ] = None,
@@ -175,8 +211,8 @@ UserLogFilterDep = Annotated[LogFilter, Depends(get_user_log_filter)]
 
 def get_log_filter(
     base: UserLogFilterDep,
-    user_id: Annotated[int | None, Query(description="Only this user's requests.")] = None,
-    channel_id: Annotated[int | None, Query(description="Only requests served by this channel.")] = None,
+    user_id: Annotated[int | None, id_query("Only this user's requests.")] = None,
+    channel_id: Annotated[int | None, id_query("Only requests served by this channel.")] = None,
 ) -> LogFilter:
     return replace(base, user_id=user_id, channel_id=channel_id)
 

@@ -92,19 +92,26 @@ class Gateway:
         scope["aitre.request_id"] = rid
         request = Request(scope, receive)
         try:
-            response = await handler(request)
-        except ApiError as exc:
-            response = exc.to_response(rid)
-        except Exception:
-            log.exception("unhandled error on %s %s", scope["method"], scope["path"])
-            response = ApiError(
-                500, "The gateway hit an internal error.", type="server_error", code="internal_error"
-            ).to_response(rid)
-        # Every answer carries the request id: ours set it already; add it to any other.
-        headers = getattr(response, "raw_headers", None)
-        if headers is not None and not any(k == b"x-request-id" for k, _ in headers):
-            headers.append((b"x-request-id", rid.encode()))
-        await response(scope, receive, send)
+            try:
+                response = await handler(request)
+            except ApiError as exc:
+                response = exc.to_response(rid)
+            except Exception:
+                log.exception("unhandled error on %s %s", scope["method"], scope["path"])
+                response = ApiError(
+                    500, "The gateway hit an internal error.", type="server_error", code="internal_error"
+                ).to_response(rid)
+            # Every answer carries the request id: ours set it already; add it to any other.
+            headers = getattr(response, "raw_headers", None)
+            if headers is not None and not any(k == b"x-request-id" for k, _ in headers):
+                headers.append((b"x-request-id", rid.encode()))
+            await response(scope, receive, send)
+        finally:
+            # The key's in-flight slot (`common.authenticate`), on every way out: answered,
+            # refused, streamed to the end, cut by a disconnect, cancelled at shutdown.
+            key = scope.get("aitre.inflight")
+            if key is not None:
+                self.state.accountant.inflight.leave(key)
 
     async def _lifespan(self, receive: Receive, send: Send) -> None:
         message = await receive()

@@ -1,4 +1,4 @@
-"""POST /v1/images/generations and /v1/images/edits."""
+"""POST /v1/images/generations and /v1/images/edits, on any channel that makes images of the model."""
 
 from __future__ import annotations
 
@@ -6,10 +6,12 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.types import ASGIApp
 
+from aitre.adapters.images import from_form, from_json
 from aitre.api.common import (
     app_state,
     authenticate,
     form_files,
+    form_model,
     form_value,
     new_job,
     read_form,
@@ -18,8 +20,7 @@ from aitre.api.common import (
     require_str,
 )
 from aitre.errors import bad_request
-from aitre.media.rehost import rehost_image_urls
-from aitre.relay.pipeline import relay
+from aitre.facades.images_api import images_api
 
 
 def _check_n(n: object) -> None:
@@ -35,18 +36,14 @@ async def generations(request: Request) -> Response | ASGIApp:
     require_str(body, "prompt", max_len=32000)
     _check_n(body.get("n"))
     job = new_job(request, caller, "images.generations", "/images/generations", body, model)
-    if state.settings.rehost_images:
-        job.postprocess = rehost_image_urls
-    return await relay(state, job)
+    return await images_api(state, job, from_json(body))
 
 
 async def edits(request: Request) -> Response | ASGIApp:
     state = app_state(request)
     caller = await authenticate(request, state)
     fields = await read_form(request, state.settings.max_body_bytes)
-    model = form_value(fields, "model")
-    if not model:
-        raise bad_request("You must provide a model parameter.", param="model")
+    model = form_model(fields)
     if not (form_value(fields, "prompt") or "").strip():
         raise bad_request("`prompt` is required.", param="prompt")
     if not form_files(fields, "image", "image[]"):
@@ -54,6 +51,4 @@ async def edits(request: Request) -> Response | ASGIApp:
     n = form_value(fields, "n")
     _check_n(int(n) if n and n.isdigit() else n)
     job = new_job(request, caller, "images.edits", "/images/edits", {"model": model}, model, form=fields)
-    if state.settings.rehost_images:
-        job.postprocess = rehost_image_urls
-    return await relay(state, job)
+    return await images_api(state, job, from_form(fields))

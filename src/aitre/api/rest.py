@@ -19,6 +19,7 @@ from aitre import __version__
 from aitre.api import openapi_public
 from aitre.api.admin.routes import router as admin_router
 from aitre.api.common import request_id
+from aitre.api.middleware.api_guard import ApiGuard
 from aitre.api.middleware.request_id import RequestIdMiddleware
 from aitre.api.user.routes import router as user_router
 from aitre.config import Settings
@@ -81,7 +82,8 @@ def build_api(settings: Settings | None = None) -> FastAPI:
     app.include_router(admin_router)
     app.include_router(user_router)
     _install_error_handlers(app)
-    app.add_middleware(RequestIdMiddleware)
+    app.add_middleware(ApiGuard)
+    app.add_middleware(RequestIdMiddleware)  # the outer one: the guard's refusals carry the id too
 
     def openapi() -> dict[str, Any]:
         # Built on the first request for it, then kept (about 100 kB of JSON, tens of ms to build).

@@ -1,21 +1,33 @@
 """Admission and billing of one request: the key's limits, the price, the reservation before
-the upstream call, and the settlement (or refund) after it."""
+the upstream call, and the settlement (or refund) after it.
+
+Admission costs little whatever the client sends. The key's own checks and the price come
+first; prompts up to `AITRE_COUNT_INLINE_BYTES` are counted exactly on the event loop (well under
+a millisecond), longer ones reserve one token per UTF-8 byte, an upper bound that takes no
+counting (a BPE token is at least a byte). Only when the balance cannot cover that bound is the
+prompt counted exactly, in a worker thread, and not even then when it could not cover the fewest
+tokens the prompt can be (its bytes / 128): a zero balance is refused without any counting. The
+upstream's reported usage settles the real cost either way.
+"""
 
 from __future__ import annotations
 
+import asyncio
 from dataclasses import dataclass
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
 from aitre.accounts.policy import check_key
-from aitre.billing.bank import Bank, Hold
-from aitre.billing.limits import Limiter
+from aitre.billing.bank import Bank, Hold, insufficient
+from aitre.billing.limits import InFlight, Limiter
 from aitre.billing.pricebook import PriceBook
 from aitre.billing.prices import ModelPrice, to_units
 from aitre.errors import ApiError
-from aitre.relay.usage import Usage, count_prompt
+from aitre.relay.usage import Usage, chat_framing, prompt_text, utf8_size
+from aitre.tokenizer import LONGEST_TOKEN_BYTES
 
 if TYPE_CHECKING:
+    from aitre.accounts.auth import Caller
     from aitre.config import Settings
     from aitre.relay.job import RelayJob
     from aitre.tokenizer import Tokenizer
@@ -29,6 +41,11 @@ class Charge:
     size: str | None
     quality: str | None
     estimated_tokens: int
+
+
+# A request's prompt, measured before any counting: (UTF-8 bytes of its text, tokens known
+# without counting (chat framing, token-id inputs), the text or texts to count).
+Prompt = tuple[int, int, str | list[str]]
 
 
 def not_priced(model: str) -> ApiError:
@@ -69,26 +86,47 @@ class Accountant:
         self.limiter = limiter
         self.tokenizer = tokenizer
         self.settings = settings
+        self.inflight = InFlight(settings.key_max_inflight)
 
-    def estimate(self, job: RelayJob, image_chat: bool = False) -> Usage:
-        """An upper bound of what the request will use, for the reservation."""
+    def prompt(self, job: RelayJob) -> Prompt:
+        """The request's prompt, measured (not counted)."""
+        endpoint, body = job.endpoint, job.body
+        if endpoint == "chat.completions" or endpoint == "completions":
+            text = prompt_text(body)
+            return utf8_size(text), chat_framing(body), text
+        if endpoint == "embeddings":
+            texts, known = _embedding_inputs(body.get("input"))
+            return sum(utf8_size(t) for t in texts), known, texts
+        if endpoint.startswith("images."):
+            prompt = body.get("prompt")
+            text = prompt if isinstance(prompt, str) else ""
+            return utf8_size(text), 0, text
+        return 0, 0, ""
+
+    def count(self, text: str | list[str], model: str) -> int:
+        """The exact tokens of a prompt's text (about 50 µs per KB; several times that for
+        adversarial text)."""
+        if isinstance(text, str):
+            return self.tokenizer.count(text, model)
+        return sum(self.tokenizer.count(t, model) for t in text)
+
+    def usage(self, job: RelayJob, prompt_tokens: int, image_chat: bool = False) -> Usage:
+        """What the request will use at most, given its prompt tokens: for the reservation."""
         body, known = job.body, job.known_units
         if job.endpoint in ("chat.completions", "completions"):
-            prompt = count_prompt(self.tokenizer, body, job.model)
             if image_chat:
-                return Usage(prompt_tokens=prompt, images=1)
+                return Usage(prompt_tokens=prompt_tokens, images=1)
             max_out = body.get("max_completion_tokens", body.get("max_tokens"))
             out = _count(max_out, self.settings.default_completion_estimate)
-            return Usage(prompt_tokens=prompt, completion_tokens=out * _count(body.get("n"), 1))
+            return Usage(prompt_tokens=prompt_tokens, completion_tokens=out * _count(body.get("n"), 1))
         if job.endpoint == "embeddings":
-            return Usage(prompt_tokens=_embedding_tokens(self.tokenizer, body.get("input"), job.model))
+            return Usage(prompt_tokens=prompt_tokens)
         if job.endpoint.startswith("images."):
             raw_n: Any = (
                 body.get("n") if job.form is None else next((v for k, v in job.form if k == "n"), "1")
             )
             images = _count(int(raw_n) if isinstance(raw_n, str) and raw_n.isdigit() else raw_n, 1)
-            text = body.get("prompt") if isinstance(body.get("prompt"), str) else ""
-            return Usage(prompt_tokens=self.tokenizer.count(str(text), job.model), images=images)
+            return Usage(prompt_tokens=prompt_tokens, images=images)
         return Usage(characters=known.characters, seconds=known.seconds)
 
     def units(self, charge: Charge, usage: Usage) -> int:
@@ -101,15 +139,14 @@ class Accountant:
     async def admit(self, job: RelayJob, image_chat: bool = False) -> None:
         """Check the key, price the request, take the rate limit slot and reserve its cost."""
         caller = job.caller
-        check_key(caller, job.client_ip, job.model)
-        price = self.prices.price(job.model)
-        if price is None:
-            raise not_priced(job.model)
+        price = self.check(job)
         size, quality = (
             _image_options(job) if job.endpoint.startswith("images.") or image_chat else (None, None)
         )
         await self.tokenizer.ready(job.model)
-        usage = self.estimate(job, image_chat)
+        nbytes, known, text = self.prompt(job)
+        exact = nbytes <= self.settings.count_inline_bytes
+        usage = self.usage(job, (self.count(text, job.model) if exact else nbytes) + known, image_chat)
         tokens = usage.prompt_tokens + usage.completion_tokens
         limited = caller.rpm > 0 or caller.tpm > 0
         wait = (
@@ -133,13 +170,63 @@ class Accountant:
             quality,
             tokens,
         )
-        charge.hold.amount = self.units(charge, usage)
         try:
-            await self.bank.reserve(charge.hold)
-        except ApiError:
-            self._recount(job, tokens, 0)
+            try:
+                await self._reserve(charge, usage)
+            except ApiError as refused:
+                if exact or refused.code != "insufficient_quota":
+                    raise
+                # The byte bound was too dear for the balance; the exact count may not be. Not
+                # even that when the balance cannot pay the fewest tokens the text can be.
+                least = -(-nbytes // LONGEST_TOKEN_BYTES) + known
+                await self._afford(caller, self.units(charge, self.usage(job, least, image_chat)))
+                counted = await asyncio.to_thread(self.count, text, job.model)
+                usage = self.usage(job, counted + known, image_chat)
+                exact_tokens = usage.prompt_tokens + usage.completion_tokens
+                self._recount(job, charge.estimated_tokens, exact_tokens)
+                charge.estimated_tokens = exact_tokens
+                await self._reserve(charge, usage)
+        except BaseException:
+            self._recount(job, charge.estimated_tokens, 0)
             raise
         job.charge = charge
+
+    def check(self, job: RelayJob) -> ModelPrice:
+        """The key's own checks (expiry, address, models) and the model's price."""
+        check_key(job.caller, job.client_ip, job.model)
+        price = self.prices.price(job.model)
+        if price is None:
+            raise not_priced(job.model)
+        return price
+
+    async def precheck(self, job: RelayJob, least: Usage) -> None:
+        """Refuse now, before costly work on the input (decoding audio), a request that its key
+        may not make or whose balance cannot pay for even `least`."""
+        price = self.check(job)
+        multiplier = self.prices.multiplier(job.caller.group)
+        await self._afford(job.caller, to_units(price.usd(least), multiplier, self.settings.quota_per_usd))
+
+    async def _reserve(self, charge: Charge, usage: Usage) -> None:
+        charge.hold.amount = self.units(charge, usage)
+        await self.bank.reserve(charge.hold)
+
+    async def _afford(self, caller: Caller, least: int) -> None:
+        """402 unless the user's balance and the key's own quota both hold `least` units (read
+        without reserving: the reservation that follows is still the check that counts)."""
+        if least <= 0:
+            return
+        available = await self.bank.balance(caller.user_id)
+        if available < least:
+            raise insufficient(
+                f"Insufficient balance: the request needs at least {least} units, the account has "
+                f"{available}."
+            )
+        remaining = await self.bank.token_remaining(caller.token_id)
+        if remaining is not None and remaining < least:
+            raise insufficient(
+                f"This API key's quota is used up: the request needs at least {least} units, the key "
+                f"has {remaining} left."
+            )
 
     def _recount(self, job: RelayJob, estimated: int, actual: int) -> None:
         """Put what an admitted request really used into its key's token window (only keys
@@ -161,11 +248,18 @@ class Accountant:
         return self.bank.settle(charge.hold, self.units(charge, usage))
 
 
-def _embedding_tokens(tokenizer: Tokenizer, value: Any, model: str) -> int:
+def _embedding_inputs(value: Any) -> tuple[list[str], int]:
+    """An embeddings `input`: its texts, and its tokens given as token ids."""
     if isinstance(value, str):
-        return tokenizer.count(value, model)
-    if isinstance(value, list):
-        if all(isinstance(v, int) for v in value):
-            return len(value)
-        return sum(_embedding_tokens(tokenizer, v, model) for v in value)
-    return 0
+        return [value], 0
+    if not isinstance(value, list):
+        return [], 0
+    if all(isinstance(v, int) for v in value):
+        return [], len(value)
+    texts: list[str] = []
+    known = 0
+    for item in value:
+        more, ids = _embedding_inputs(item)
+        texts += more
+        known += ids
+    return texts, known

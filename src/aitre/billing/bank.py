@@ -252,7 +252,7 @@ class LocalBank:
         """End a hold at its real cost; returns what was charged (never more than reserved)."""
         if self._open.pop(hold.hold_id, None) is None:
             return 0
-        charge, note = capped(hold.amount, actual)
+        charge, note = (actual, "") if 0 <= actual <= hold.amount else capped(hold.amount, actual)
         self._adjust(hold, hold.amount - charge)
         self._record(hold, "settle", hold.amount - charge, used=charge, note=note)
         return charge

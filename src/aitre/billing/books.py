@@ -54,15 +54,16 @@ class Books:
         id reserve rows are stamped with when written (it changes if the instance registers
         again)."""
         self._sessions = sessions
-        self._root = journal_root
         self._journal = Journal(journal_root / name, fsync=fsync)
         self._flush_seconds = flush_seconds
         self.owner = owner or (lambda: name)
         self._max_pending = max(1, max_pending)
+        self._check_rows = min(_FLUSH_ROWS, self._max_pending) - 1  # below: nothing to check
         self.quarantine = quarantine or Quarantine(journal_root.parent / "quarantine")
         self.ops: list[dict[str, Any]] = []  # ledger operations not yet in the database
         self.rows: list[dict[str, Any]] = []  # usage-log rows not yet in the database
         self._spilled = False  # usage rows in the journal only (over the bound)
+        self._writing = 0  # entries taken out of `ops` and `rows` by a write in progress
         self.lock = asyncio.Lock()
         self._task: asyncio.Task[None] | None = None
         self.written = 0
@@ -89,11 +90,14 @@ class Books:
 
     def usage(self, row: dict[str, Any]) -> None:
         row["t"] = _USAGE
-        if len(self.rows) + len(self.ops) >= self._max_pending:
+        rows = self.rows
+        if len(rows) < self._check_rows:
+            rows.append(row)
+        elif self.full():
             self._spilled = True  # memory is bounded; the journal keeps it
         else:
-            self.rows.append(row)
-            if len(self.rows) >= _FLUSH_ROWS:
+            rows.append(row)
+            if len(rows) >= _FLUSH_ROWS:
                 self._wake.set()
         if self._deferring:
             self._journal.add(row)
@@ -102,7 +106,7 @@ class Books:
 
     def full(self) -> bool:
         """Whether the entries waiting for the database reached the bound: no new reservations."""
-        return len(self.ops) + len(self.rows) >= self._max_pending
+        return len(self.ops) + len(self.rows) + self._writing >= self._max_pending
 
     def defer(self) -> None:
         """Until `write_deferred()`: buffer what is appended, then write it all at once. The end
@@ -123,15 +127,18 @@ class Books:
             return
         ops, rows, spilled = self.ops, self.rows, self._spilled
         self.ops, self.rows, self._spilled = [], [], False
-        try:
-            segments = self._journal.rotate()
-        except OSError:
-            # The current segment stays as it is (replayed, harmlessly, by the next start).
-            log.exception("the journal could not start a new segment")
-            segments = []
+        self._writing = len(ops) + len(rows)
         written, caught_up = Written(), Written()
+        segments: list[Path] = []
+        batch_done = False
         try:
+            try:
+                segments = self._journal.rotate()
+            except OSError:
+                # The current segment stays as it is (replayed, harmlessly, by the next start).
+                log.exception("the journal could not start a new segment")
             await write_batch(self._sessions, ops, rows, self.owner(), self.quarantine, written)
+            batch_done = True
             if spilled and segments:  # the rows kept in the journal only, from the closed segments
                 await replay(
                     self._sessions, segments, self.owner(), self.quarantine, caught_up, usage_only=True
@@ -139,11 +146,12 @@ class Books:
             elif spilled:
                 self._spilled = True
         except BaseException:
-            if written.rest is not None:
-                self.ops[:0], self.rows[:0] = written.rest  # kept, in order, for the next try
+            if not batch_done:  # what was not written is kept, in order, for the next try
+                self.ops[:0], self.rows[:0] = written.rest if written.rest is not None else (ops, rows)
             self._spilled = self._spilled or spilled
             raise
         finally:
+            self._writing = 0
             unwritten = written.unwritten_ops()
             if unwritten and self.on_unwritten is not None:
                 self.on_unwritten(unwritten)

@@ -29,6 +29,8 @@ from aitre.periodic import cancel, every
 
 log = logging.getLogger(__name__)
 
+_KEEP_MS = 7 * 24 * 3600 * 1000  # how long the rows of ended instances are kept (for the record)
+
 
 def node_id(data_dir: Path) -> str:
     """The id of a data folder, made once and kept in it: processes serving from the same folder
@@ -41,14 +43,15 @@ def node_id(data_dir: Path) -> str:
     except FileNotFoundError:
         pass
     data_dir.mkdir(parents=True, exist_ok=True)
-    value = secrets.token_hex(8)
+    draft = data_dir / f".node-id.{os.getpid()}"
+    draft.write_text(secrets.token_hex(8) + "\n")
     try:
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
-    except FileExistsError:  # another process of this folder made it first
-        return path.read_text().strip()
-    with os.fdopen(fd, "w") as f:
-        f.write(value + "\n")
-    return value
+        os.link(draft, path)  # whole or not at all; if another process of the folder won, its id
+    except FileExistsError:
+        pass
+    finally:
+        draft.unlink()
+    return path.read_text().strip()
 
 
 def journal_name(instance_id: str) -> str:
@@ -109,7 +112,18 @@ class Instance:
                 ),
                 {"id": new_id, "node": self.node, "host": socket.gethostname()[:255], "pid": os.getpid()},
             )
-            if self.id:
+            if not self.id:
+                # Instances long stopped or recovered, holding nothing: one row per process start
+                # would otherwise pile up.
+                await session.execute(
+                    text(
+                        f"DELETE FROM instances WHERE COALESCE(stopped_at, recovered_at) < {now} - :keep "
+                        "AND NOT EXISTS (SELECT 1 FROM ledger WHERE kind = 'reserve' AND ended_at IS NULL "
+                        "AND owner = instances.id)"
+                    ),
+                    {"keep": _KEEP_MS},
+                )
+            else:
                 # Holds still open under the old id were written after the recovery that declared
                 # us gone had refunded the others: they are ours to end.
                 await session.execute(

@@ -63,21 +63,23 @@ class Journal:
         """Write what is buffered. A failed or short write (disk full, I/O error) raises and
         keeps the bytes not written, in order, for the next flush: nothing is dropped."""
         self._scheduled = False
-        if not self._buffer:
+        buffer = self._buffer
+        if not buffer:
             return
         if self._fd < 0:
             if self._closed:
                 return
             self._open_new()  # the last rotation could not open a segment: try again
-        data = b"".join(self._buffer) if len(self._buffer) > 1 else self._buffer[0]
-        self._buffer.clear()
+        data = b"".join(buffer)
+        buffer.clear()
         written = 0
         try:
-            while written < len(data):
-                written += os.write(self._fd, data[written:] if written else data)
-        finally:
-            if written < len(data):
-                self._buffer.append(data[written:])
+            written = os.write(self._fd, data)
+            while written < len(data):  # a short write: the disk is filling up
+                written += os.write(self._fd, data[written:])
+        except BaseException:
+            buffer.append(data[written:])
+            raise
 
     def rotate(self) -> list[Path]:
         """Start a new segment; return the closed ones (to delete once committed)."""

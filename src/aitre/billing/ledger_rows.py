@@ -35,12 +35,23 @@ def ledger_rows(ops: Sequence[dict[str, Any]], owner: str | None) -> tuple[list[
 
     Reserve rows are stamped with `owner` (the instance writing them), durable ones with none.
     A reservation settled in the same batch becomes one `charge` row: half the rows, the same
-    sums. A refund stays explicit, and its reserve row is written already ended."""
+    sums. A refund stays explicit, and its reserve row is written already ended.
+
+    Rows carry only the columns they set (8 of `LEDGER_COLUMNS`; a reserve row 9, with its
+    owner; an ended one 10): SQLite's driver binds a NULL through its adapter lookup, a failed
+    attribute lookup of several thousand instructions, twice a row for every charge."""
     rows: list[tuple[Any, ...]] = []
     reserved: dict[str, int] = {}
     outside: list[int] = []
     for i, op in enumerate(ops):
         kind, hold = op["op"], op["hold_id"]
+        if kind == "reserve":
+            reserved[hold] = len(rows)
+            rows.append(
+                (op["ts"], op["user_id"], op.get("token_id"), hold, kind, op["amount"], op["token_amount"],
+                 op["note"], None if op.get("durable") else owner)
+            )  # fmt: skip
+            continue
         if kind == "settle" or kind == "refund":
             j = reserved.pop(hold, None)
             if j is None:
@@ -48,16 +59,13 @@ def ledger_rows(ops: Sequence[dict[str, Any]], owner: str | None) -> tuple[list[
             elif kind == "settle":
                 r = rows[j]
                 rows[j] = (op["ts"], r[1], r[2], hold, "charge", r[5] + op["amount"],
-                           r[6] + op["token_amount"], op["note"], None, None)  # fmt: skip
+                           r[6] + op["token_amount"], op["note"])  # fmt: skip
                 continue
             else:
-                rows[j] = (*rows[j][:9], op["ts"])
-        elif kind == "reserve":
-            reserved[hold] = len(rows)
-        stamp = owner if kind == "reserve" and not op.get("durable") else None
+                rows[j] = (*rows[j], op["ts"])
         rows.append(
             (op["ts"], op["user_id"], op.get("token_id"), hold, kind, op["amount"], op["token_amount"],
-             op["note"], stamp, None)
+             op["note"])
         )  # fmt: skip
     return rows, outside
 
@@ -107,7 +115,16 @@ async def apply_rows(
     """Insert ledger rows and move the balance columns by what their operations say."""
     if not rows:
         return
-    await insert_rows(await session.connection(), "ledger", LEDGER_COLUMNS, rows)
+    conn = await session.connection()
+    plain = [r for r in rows if len(r) == 8]  # charges, settlements, refunds, credits: most rows
+    await insert_rows(conn, "ledger", LEDGER_COLUMNS[:8], plain)
+    if len(plain) < len(rows):
+        by_width: dict[int, list[tuple[Any, ...]]] = {}
+        for row in rows:
+            if len(row) > 8:
+                by_width.setdefault(len(row), []).append(row)
+        for width, same in sorted(by_width.items()):
+            await insert_rows(conn, "ledger", LEDGER_COLUMNS[:width], same)
     users: dict[int, list[int]] = defaultdict(lambda: [0, 0, 0])
     tokens: dict[int, list[int]] = defaultdict(lambda: [0, 0])
     for op in ops:

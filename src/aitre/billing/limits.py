@@ -73,3 +73,31 @@ class RateLimiter:
 
     async def close(self) -> None:
         """Nothing to release: the windows live in this process."""
+
+
+class InFlight:
+    """Requests each key has open in this process (a stream until its last byte), under a cap, so
+    that no one key can take all of a process's connections, upstream slots and memory. Per
+    process, like the RPM/TPM windows without Redis: with N workers a key may have N × cap."""
+
+    def __init__(self, cap: int) -> None:
+        self.cap = cap
+        self._open: dict[int, int] = {}
+
+    def enter(self, key: int) -> bool:
+        """Take a slot for `key`; False (and nothing taken) when it has `cap` open already."""
+        n = self._open.get(key, 0)
+        if 0 < self.cap <= n:
+            return False
+        self._open[key] = n + 1
+        return True
+
+    def leave(self, key: int) -> None:
+        n = self._open.get(key, 0) - 1
+        if n > 0:
+            self._open[key] = n
+        else:
+            self._open.pop(key, None)
+
+    def open(self, key: int) -> int:
+        return self._open.get(key, 0)

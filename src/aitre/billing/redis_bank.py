@@ -222,7 +222,7 @@ class RedisBank:
     def settle(self, hold: Hold, actual: int) -> int:
         if self._open.pop(hold.hold_id, None) is None:
             return 0
-        charge, note = capped(hold.amount, actual)
+        charge, note = (actual, "") if 0 <= actual <= hold.amount else capped(hold.amount, actual)
         self._books.ledger(hold_op(hold, "settle", hold.amount - charge, used=charge, note=note), now=True)
         self._give_back(hold, hold.amount - charge)
         return charge

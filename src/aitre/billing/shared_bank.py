@@ -64,8 +64,8 @@ class SharedBank:
                 await self._take_from_key(session, hold)
             owner = None if hold.durable else self._books.owner()
             row = (now_ms(), hold.user_id, hold.token_id, hold.hold_id, "reserve", -hold.amount,
-                   -hold.amount if hold.token_limited else 0, "", owner, None)  # fmt: skip
-            await insert_rows(await session.connection(), "ledger", LEDGER_COLUMNS, [row])
+                   -hold.amount if hold.token_limited else 0, "", owner)  # fmt: skip
+            await insert_rows(await session.connection(), "ledger", LEDGER_COLUMNS[:9], [row])
 
     async def _take_from_key(self, session: AsyncSession, hold: Hold) -> None:
         took = await session.execute(
@@ -93,7 +93,7 @@ class SharedBank:
     def settle(self, hold: Hold, actual: int) -> int:
         if self._open.pop(hold.hold_id, None) is None:
             return 0
-        charge, note = capped(hold.amount, actual)
+        charge, note = (actual, "") if 0 <= actual <= hold.amount else capped(hold.amount, actual)
         self._record(hold, "settle", hold.amount - charge, used=charge, note=note)
         return charge
 

@@ -205,7 +205,21 @@ def iso_time(ms: int) -> str:
     return datetime.fromtimestamp(ms / 1000, UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
+# A spreadsheet runs a cell starting with one of these as a formula (OWASP "CSV injection"); model
+# names, user names and upstream error texts are chosen by clients and upstreams.
+_FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+
+
+def csv_safe(value: Any) -> Any:
+    """Text cells that a spreadsheet would read as a formula, made inert with a leading `'`."""
+    return "'" + value if isinstance(value, str) and value.startswith(_FORMULA_START) else value
+
+
 def _csv_values(log: UsageLog, username: str | None) -> list[Any]:
+    return [csv_safe(v) for v in _raw_values(log, username)]
+
+
+def _raw_values(log: UsageLog, username: str | None) -> list[Any]:
     return [
         log.id,
         iso_time(log.created_at),

@@ -48,8 +48,8 @@ _SQLITE_REFUSALS = (
 def refused(exc: BaseException) -> bool:
     """The database (or its driver) refused what was sent, as opposed to not answering: the
     same batch would fail again, the next one need not."""
-    if isinstance(exc, (OverflowError, TypeError, ValueError)):  # a driver could not convert a value
-        return True
+    if isinstance(exc, (OverflowError, TypeError, ValueError, LookupError)):
+        return True  # a value the driver could not convert, an entry missing a field
     if not isinstance(exc, DBAPIError) or exc.connection_invalidated:
         return False
     if isinstance(exc, (IntegrityError, DataError)) or isinstance(exc.orig, _SQLITE_REFUSALS):
@@ -96,14 +96,19 @@ class Written:
         return self.dropped + [e for e in self.quarantined if "op" in e]
 
 
-def usage_values(row: dict[str, Any]) -> tuple[Any, ...]:
-    """A usage row as the insert's parameters (thousands a second: one C call, not a loop)."""
+def usage_values(row: dict[str, Any], sqlite: bool = False) -> tuple[Any, ...]:
+    """A usage row as the insert's parameters (thousands a second: one C call, not a loop).
+
+    For SQLite the two booleans go as integers (what SQLite stores anyway): its driver binds a
+    bool through its adapter lookup, a failed attribute lookup of thousands of instructions."""
     try:
-        values: tuple[Any, ...] = _USAGE_FIELDS(row)
+        v: tuple[Any, ...] = _USAGE_FIELDS(row)
     except KeyError:  # a row journaled with a field missing: NULL it
-        values = tuple(row.get(c) for c in USAGE_COLUMNS[:-1])
-    attempts = row.get("attempts")
-    return (*values, orjson.dumps(attempts if attempts is not None else []).decode())
+        v = tuple(row.get(c) for c in USAGE_COLUMNS[:-1])
+    attempts = orjson.dumps(a if (a := row.get("attempts")) is not None else []).decode()
+    if sqlite:
+        return (*v[:8], 1 if v[8] else 0, v[9], v[10], 1 if v[11] else 0, *v[12:], attempts)
+    return (*v, attempts)
 
 
 Part = tuple[list[dict[str, Any]], list[dict[str, Any]]]
@@ -113,9 +118,9 @@ async def _write(session: AsyncSession, part: Part, owner: str | None) -> list[d
     ops, rows = part
     dropped = await write_ops(session, ops, owner) if ops else []
     if rows:
-        await insert_rows(
-            await session.connection(), "usage_logs", USAGE_COLUMNS, [usage_values(r) for r in rows]
-        )
+        conn = await session.connection()
+        sqlite = conn.dialect.name == "sqlite"
+        await insert_rows(conn, "usage_logs", USAGE_COLUMNS, [usage_values(r, sqlite) for r in rows])
     return dropped
 
 
@@ -165,7 +170,8 @@ async def write_batch(
         written.rows += len(part[1])
         for op in dropped:
             log.warning(
-                "dropped the %s of hold %s (%d units): the hold had already ended (refunded by recovery?)",
+                "the %s of hold %s (charged %d) was dropped: the hold had already ended (refunded by "
+                "the recovery of an instance declared gone?)",
                 op["op"],
                 op["hold_id"],
                 op.get("used", 0),

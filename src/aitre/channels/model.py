@@ -25,7 +25,7 @@ class ChannelInfo:
     # Derived once: the relay asks for these on every request.
     max_concurrency: int = field(init=False, default=0)
     _api_base: str = field(init=False, default="", repr=False)
-    cache: dict[str, Any] = field(init=False, default_factory=dict, repr=False, compare=False)
+    cache: dict[Any, Any] = field(init=False, default_factory=dict, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         self.max_concurrency = int(self.config.get("max_concurrency", 0) or 0)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import random
 from collections.abc import Callable, Iterable
+from typing import Any
 
 from aitre.channels.model import ChannelInfo
 
@@ -15,6 +16,9 @@ class ChannelRouter:
         self._channels: list[ChannelInfo] = []
         self._by_model: dict[str, list[ChannelInfo]] = {}
         self._wildcard: list[ChannelInfo] = []
+        # Per model, an answer worked out from the channel set (whether the model's channels
+        # only make images: `facades.image_chat`), kept until the set changes.
+        self.memo: dict[str, Any] = {}
 
     def load(self, channels: Iterable[ChannelInfo]) -> None:
         self._channels = sorted(channels, key=lambda c: (-c.priority, c.id))
@@ -30,6 +34,7 @@ class ChannelRouter:
                     by_model.setdefault(model, []).append(ch)
         self._by_model = by_model
         self._wildcard = wildcard
+        self.memo = {}
 
     @property
     def channels(self) -> list[ChannelInfo]:
@@ -38,6 +43,10 @@ class ChannelRouter:
     def models(self) -> list[str]:
         """Every model some enabled channel serves by name."""
         return sorted(self._by_model)
+
+    def named(self, model: str) -> bool:
+        """Served by name (not only by a wildcard) by an enabled channel."""
+        return model in self._by_model
 
     def known(self, model: str) -> bool:
         """Served by any channel at all, enabled or not (tells 404 apart from 503)."""

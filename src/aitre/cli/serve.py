@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import secrets
 import sys
 from typing import Annotated
 
@@ -55,16 +56,26 @@ def serve(
 def simulator(
     host: Annotated[str, typer.Option(help="Listen address.")] = "127.0.0.1",
     port: Annotated[int, typer.Option(help="Listen port.")] = 3900,
-    key: Annotated[str, typer.Option(help="Require this bearer key (empty: accept any).")] = "",
+    key: Annotated[
+        str,
+        typer.Option(
+            help="The key every request must carry (bearer; x-key for BFL); several: comma-separated "
+            "[default: a new one, printed].",
+            envvar="AITRE_SIMULATOR_KEY",
+        ),
+    ] = "",
 ) -> None:
     import uvicorn
 
     from aitre.simulator.app import create_simulator_app
 
-    app = create_simulator_app(keys=(lambda: [key]) if key else None)
+    # Never open: its control routes can fail or hang every request and list every request's path.
+    keys = tuple(k.strip() for k in key.split(",") if k.strip()) or ("sk-sim-" + secrets.token_urlsafe(24),)
+    app = create_simulator_app(keys=lambda: keys)
     console.print(
         f"aitre simulator listening on http://{host}:{port} (OpenAI base URL: http://{host}:{port}/v1)"
     )
+    console.print(f"key: {', '.join(keys)}", highlight=False, soft_wrap=True)
     uvicorn.run(
         app, host=host, port=port, loop="uvloop", http="httptools", log_level="warning", access_log=False
     )

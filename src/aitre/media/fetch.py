@@ -1,5 +1,10 @@
-"""Fetch a URL a client gave us (a reference image), safely: http(s) or data URIs only, public
-addresses only (see `security.ssrf`), every redirect checked, bounded in size and time."""
+"""Fetch a URL that a client or an upstream chose (a reference image, a link in an upstream's
+answer), safely: http(s) or data URIs only, public addresses only (see `security.ssrf`), every
+redirect checked, bounded in size and time.
+
+The address checked is the address connected to: the connector resolves through
+`GuardedResolver` and connects to what it returned (no second lookup a rebinding DNS server could
+answer differently); IP literals, which skip the resolver, are checked here first."""
 
 from __future__ import annotations
 
@@ -10,6 +15,7 @@ from dataclasses import dataclass
 from urllib.parse import unquote_to_bytes, urljoin, urlsplit
 
 import aiohttp
+from aiohttp.abc import AbstractResolver
 
 from aitre.errors import ApiError
 from aitre.media.kinds import sniff
@@ -54,8 +60,17 @@ def decode_data_uri(uri: str, max_bytes: int) -> bytes:
 
 
 class MediaFetcher:
-    def __init__(self, policy: AddressPolicy, max_bytes: int, timeout: float, max_redirects: int = 3) -> None:
+    def __init__(
+        self,
+        policy: AddressPolicy,
+        max_bytes: int,
+        timeout: float,
+        max_redirects: int = 3,
+        resolver: AbstractResolver | None = None,
+    ) -> None:
+        """`resolver`: the DNS lookups to guard (the system's by default)."""
         self.policy = policy
+        self.resolver = resolver
         self.max_bytes = max_bytes
         self.timeout = timeout
         self.max_redirects = max_redirects
@@ -63,7 +78,7 @@ class MediaFetcher:
 
     def _client(self) -> aiohttp.ClientSession:
         if self._session is None:
-            connector = aiohttp.TCPConnector(resolver=GuardedResolver(self.policy), limit=64)
+            connector = aiohttp.TCPConnector(resolver=GuardedResolver(self.policy, self.resolver), limit=64)
             self._session = aiohttp.ClientSession(
                 connector=connector, headers={"User-Agent": "aitre-fetch/1"}
             )
@@ -74,18 +89,20 @@ class MediaFetcher:
             await self._session.close()
             self._session = None
 
-    async def fetch(self, url: str, param: str | None = None) -> Fetched:
+    async def fetch(self, url: str, param: str | None = None, max_bytes: int | None = None) -> Fetched:
+        """`max_bytes`: this fetch's size bound instead of the fetcher's."""
+        limit = max_bytes or self.max_bytes
         if url.startswith("data:"):
-            data = decode_data_uri(url, self.max_bytes)
+            data = decode_data_uri(url, limit)
             return Fetched(data, sniff(data))
         try:
             async with asyncio.timeout(self.timeout):
-                data = await self._follow(url, param)
+                data = await self._follow(url, param, limit)
         except TimeoutError:
             raise FetchRefused(f"fetching {url} took longer than {self.timeout:g}s", param) from None
         return Fetched(data, sniff(data))
 
-    async def _follow(self, url: str, param: str | None) -> bytes:
+    async def _follow(self, url: str, param: str | None, limit: int) -> bytes:
         for _ in range(self.max_redirects + 1):
             self._check_url(url, param)
             try:
@@ -95,7 +112,7 @@ class MediaFetcher:
                         continue
                     if resp.status != 200:
                         raise FetchRefused(f"fetching {url} failed with HTTP {resp.status}", param)
-                    return await self._read(resp, url, param)
+                    return await self._read(resp, url, param, limit)
             except aiohttp.ClientConnectorError as exc:
                 raise FetchRefused(f"cannot fetch {url}: {exc.os_error}", param) from None
             except aiohttp.ClientError as exc:
@@ -136,15 +153,15 @@ class MediaFetcher:
         if ip is not None and not self.policy.permits(ip):
             raise FetchRefused(f"refusing to fetch {url}: the address is not public", param)
 
-    async def _read(self, resp: aiohttp.ClientResponse, url: str, param: str | None) -> bytes:
+    async def _read(self, resp: aiohttp.ClientResponse, url: str, param: str | None, limit: int) -> bytes:
         declared = resp.headers.get("content-length")
-        if declared and declared.isdigit() and int(declared) > self.max_bytes:
-            raise FetchRefused(f"{url} is larger than {self.max_bytes} bytes", param)
+        if declared and declared.isdigit() and int(declared) > limit:
+            raise FetchRefused(f"{url} is larger than {limit} bytes", param)
         chunks: list[bytes] = []
         size = 0
         async for chunk in resp.content.iter_chunked(64 * 1024):
             size += len(chunk)
-            if size > self.max_bytes:
-                raise FetchRefused(f"{url} is larger than {self.max_bytes} bytes", param)
+            if size > limit:
+                raise FetchRefused(f"{url} is larger than {limit} bytes", param)
             chunks.append(chunk)
         return b"".join(chunks)

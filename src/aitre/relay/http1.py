@@ -7,13 +7,19 @@ client ~30 µs, and that difference was most of what the gateway spent per relay
 parsing is httptools' (llhttp, the parser uvicorn uses for the other side); what is here is the
 handling around it:
 
-- bodies framed by Content-Length, chunked, or the end of the connection;
+- bodies framed by Content-Length, chunked (header values compared as case-insensitive tokens),
+  or the end of the connection; a body cut short of its framing is a failure, never a short
+  answer (only a body framed by the connection's end is whole when the upstream closes it
+  cleanly, and a reset cuts even that); trailers are read and dropped; HTTP/1.0 answers are
+  read until the connection closes unless they say otherwise;
+- bounds: a head (status line and headers) larger than `_MAX_HEAD` is refused, and so is a
+  transfer coding other than chunked (we never offer one);
 - a first-byte timeout and a per-read timeout for bodies: timers are armed only while someone
   waits, not per packet;
 - back-pressure: reading from the upstream pauses while a body has more than `_HIGH_WATER`
   bytes that nobody has read;
 - a reused connection that the upstream closed before any answer byte (the keep-alive race)
-  is reported as stale, so the pool can send the request once more on a new connection.
+  is reported as stale; the pool decides whether the request may be sent again.
 
 It does not follow redirects, keep cookies, use proxies, decompress (it asks for `identity`),
 speak HTTP/2, or send HEAD requests (the parser cannot be told that a HEAD answer has no body).
@@ -23,6 +29,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import select
 from typing import TYPE_CHECKING, cast
 
 import httptools
@@ -35,6 +42,10 @@ log = logging.getLogger(__name__)
 
 _HIGH_WATER = 1024 * 1024  # unread body bytes before reading from the upstream pauses
 _BIG_BODY = 64 * 1024  # larger request bodies are written apart from their head (no copy)
+# An upstream's status line and headers, or trailers, past this are refused: httptools keeps
+# them in memory however long they get. Counted as the bytes that arrive without a head being
+# done or a body byte coming out of them (chunk framing between body bytes is a few bytes).
+_MAX_HEAD = 256 * 1024
 
 
 class UpstreamFailure(Exception):
@@ -42,7 +53,7 @@ class UpstreamFailure(Exception):
 
     def __init__(self, kind: str, message: str) -> None:
         super().__init__(message)
-        self.kind = kind  # "connect" | "timeout" | "protocol"
+        self.kind = kind  # "connect" | "timeout" | "protocol" | "busy" (no free connection)
         self.message = message
 
 
@@ -65,11 +76,14 @@ class Response:
         "_conn",
         "_error",
         "_head_waiter",
+        "_idle_bytes",
         "_interim",
         "_keep_alive",
         "_loop",
+        "_progress",
         "_raw_headers",
         "_unread",
+        "_until_close",
         "_waiter",
         "complete",
         "got_bytes",
@@ -84,6 +98,9 @@ class Response:
         self.status = 0
         self.headers: dict[str, str] = {}
         self._raw_headers: list[tuple[bytes, bytes]] = []
+        self._progress = False  # a head or body bytes came out of the last bytes fed
+        self._idle_bytes = 0  # bytes fed since the last that made progress
+        self._until_close = False  # the body ends when the connection does
         self._chunks: list[bytes] = []
         self._unread = 0
         self._error: UpstreamFailure | None = None
@@ -209,9 +226,13 @@ class Response:
     # -- httptools callbacks -------------------------------------------------------------------
 
     def on_header(self, name: bytes, value: bytes) -> None:
-        self._raw_headers.append((name, value))
+        if self.status == 0:  # else a trailer: read and dropped, nothing the relay sends uses them
+            self._raw_headers.append((name, value))
 
     def on_headers_complete(self) -> None:
+        if self.complete:  # a second answer to one request: the connection cannot be trusted
+            self._keep_alive = False
+            return
         status = self.parser.get_status_code()
         if 100 <= status < 200:  # an interim answer (100 Continue, 103 Early Hints): not ours
             self._interim = True
@@ -228,9 +249,24 @@ class Response:
         self.headers = headers
         self._raw_headers = []
         self._keep_alive = self.parser.should_keep_alive()
+        coding = headers.get("transfer-encoding")
+        if coding is not None:
+            codings = [c.strip().lower() for c in coding.split(",")]
+            if any(c not in ("chunked", "identity", "") for c in codings):
+                # We never offer a transfer coding (no TE header), and forwarding gzip bytes as
+                # the answer would hand the client garbage.
+                raise _Unsupported(f"upstream used a transfer coding the gateway does not decode ({coding})")
+            chunked = codings[-1] == "chunked"
+        else:
+            chunked = False
+        self._until_close = not chunked and "content-length" not in headers
+        self._progress = True
         self._head_done()
 
     def on_body(self, data: bytes) -> None:
+        if self.complete:
+            return
+        self._progress = True
         self._chunks.append(data)
         self._unread += len(data)
         if self._unread > _HIGH_WATER and self._conn is not None:
@@ -244,7 +280,7 @@ class Response:
         self.complete = True
         self._wake()
 
-    def _connection_lost(self, reused: bool) -> None:
+    def _connection_lost(self, reused: bool, exc: Exception | None) -> None:
         if self.complete:
             return
         if self._head_waiter is not None and self.status == 0:
@@ -253,14 +289,16 @@ class Response:
             else:
                 self._fail(UpstreamFailure("protocol", "upstream closed the connection without answering"))
             return
-        if "content-length" not in self.headers and "chunked" not in self.headers.get(
-            "transfer-encoding", ""
-        ):
-            self.complete = True  # a body that ends with the connection
+        if self._until_close and exc is None:
+            self.complete = True  # a body that ends with the connection, closed cleanly
             self._keep_alive = False
             self._wake()
             return
         self._fail(UpstreamFailure("protocol", "upstream response was cut short"))
+
+
+class _Unsupported(Exception):
+    pass
 
 
 def _expire(waiter: asyncio.Future[bool]) -> None:
@@ -304,6 +342,19 @@ class Connection(asyncio.Protocol):
         else:
             self.abort()
 
+    def quiet(self) -> bool:
+        """Nothing waits to be read on this idle connection: no end of stream (or stray bytes)
+        that arrived since the loop last looked. Costs a poll(2)."""
+        sock = self.transport.get_extra_info("socket") if self.transport is not None else None
+        if sock is None:
+            return True
+        try:
+            poller = select.poll()
+            poller.register(sock, select.POLLIN)
+            return not poller.poll(0)
+        except (OSError, ValueError):
+            return False
+
     def pause(self) -> None:
         if not self.paused and self.transport is not None:
             self.paused = True
@@ -337,13 +388,29 @@ class Connection(asyncio.Protocol):
         except httptools.HttpParserUpgrade:
             response._fail(UpstreamFailure("protocol", "upstream switched protocols"))
             self.abort()
-        except httptools.HttpParserCallbackError:
-            log.exception("reading an upstream answer failed")
-            response._fail(UpstreamFailure("protocol", "the gateway failed to read the upstream's answer"))
+        except httptools.HttpParserCallbackError as exc:
+            cause = exc.__context__
+            if isinstance(cause, _Unsupported):
+                response._fail(UpstreamFailure("protocol", str(cause)))
+            else:
+                log.exception("reading an upstream answer failed")
+                response._fail(
+                    UpstreamFailure("protocol", "the gateway failed to read the upstream's answer")
+                )
             self.abort()
         except httptools.HttpParserError as exc:
             response._fail(UpstreamFailure("protocol", f"upstream sent malformed HTTP ({exc})"))
             self.abort()
+        else:
+            if response._progress:
+                response._progress = False
+                response._idle_bytes = 0
+            else:
+                response._idle_bytes += len(data)
+                if response._idle_bytes > _MAX_HEAD:
+                    message = f"upstream sent headers larger than {_MAX_HEAD} bytes"
+                    response._fail(UpstreamFailure("protocol", message))
+                    self.abort()
 
     def eof_received(self) -> bool:
         return False  # close our side too; `connection_lost` follows
@@ -354,4 +421,4 @@ class Connection(asyncio.Protocol):
         if first:
             self.pool.forget(self)
         if self.response is not None:
-            self.response._connection_lost(self.requests > 1)
+            self.response._connection_lost(self.requests > 1, exc)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -15,10 +14,6 @@ from aitre.relay.usage import Usage
 if TYPE_CHECKING:
     from aitre.billing.accountant import Charge
     from aitre.channels.model import ChannelInfo
-    from aitre.state import AppState
-
-# Rewrites a successful JSON answer before it goes to the client (e.g. re-hosting image URLs).
-PostProcess = Callable[["AppState", "RelayJob", "ChannelInfo", Any], Awaitable[Any]]
 
 
 @dataclass(frozen=True, slots=True)
@@ -51,7 +46,6 @@ class RelayJob:
     client_ip: str = ""
     form: list[FormField] | None = None  # multipart requests: fields and files, in order
     binary_response: bool = False  # the answer is raw bytes (audio), streamed through as they come
-    postprocess: PostProcess | None = None
     known_units: Usage = field(default_factory=Usage)  # measured before the call (audio seconds, chars)
     charge: Charge | None = None  # the open reservation, from admission until `finish`
     slot: int | None = None  # the channel whose in-flight count this request holds

@@ -7,7 +7,7 @@ import asyncio
 from typing import TYPE_CHECKING, Any
 
 from aitre.relay.job import Attempt, RelayJob
-from aitre.relay.usage import Usage, count_prompt
+from aitre.relay.usage import Usage, count_prompt, prompt_size
 
 if TYPE_CHECKING:
     from aitre.channels.model import ChannelInfo
@@ -114,7 +114,8 @@ async def count_usage(state: AppState, job: RelayJob, completion_text: str) -> U
             estimated=True,
         )
 
-    if len(completion_text) < _INLINE_COUNT_CHARS:
+    short_prompt = prompt_size(job.body) <= state.settings.count_inline_bytes  # a client's: may be 30 MB
+    if len(completion_text) < _INLINE_COUNT_CHARS and short_prompt:
         counted = count()
     else:
         counted = await asyncio.to_thread(count)

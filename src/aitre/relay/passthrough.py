@@ -1,7 +1,8 @@
 """One attempt against an upstream that speaks the client's format: send the request, and pass
 the answer through (buffered JSON/text, an SSE stream, or raw bytes), measuring usage on the way.
 
-Used by every OpenAI-compatible adapter; formats that need conversion have their own adapter.
+Used for every forwarded capability (`adapters.capability.FORWARDED`); protocols that need
+conversion answer through their own pieces (images: `facades.images_api`).
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ import orjson
 
 from aitre.adapters.base import Retryable
 from aitre.errors import ApiError
-from aitre.relay.errors import CHANNEL_DEAD, RETRYABLE_STATUS, error_from_failure, error_from_status
+from aitre.relay.errors import CHANNEL_DEAD, RETRYABLE_STATUS, detail, error_from_failure, error_from_status
 from aitre.relay.outcome import count_usage, finish, note_attempt
 from aitre.relay.respond import BodyResponse
 from aitre.relay.sse import StreamTap
@@ -75,7 +76,7 @@ async def send(
     finally:
         resp.release()
     error = error_from_status(resp.status, body, resp.headers)
-    note_attempt(job, channel, resp.status, _ms(t0), error.message)
+    note_attempt(job, channel, resp.status, _ms(t0), detail(error))
     if resp.status in RETRYABLE_STATUS or resp.status in (401, 402, 403) or error.code in CHANNEL_DEAD:
         raise Retryable(error)
     raise error
@@ -111,16 +112,13 @@ async def _buffered(
             raise Retryable(
                 ApiError(502, message, type="upstream_error", code="upstream_bad_response")
             ) from None
-        if job.postprocess is not None:
-            data = await job.postprocess(state, job, channel, data)
-            body = orjson.dumps(data)
         usage = await measure(state, job, data)
     finish(state, job, channel, resp.status, "", usage)
     return BodyResponse(body, resp.status, media_type, job.request_id)
 
 
 async def measure(state: AppState, job: RelayJob, data: Any) -> Usage:
-    """Usage of a JSON answer: the upstream's report, else counted; images counted by items."""
+    """Usage of a JSON answer: the upstream's report, else counted."""
     reported = usage_from_dict(data.get("usage")) if isinstance(data, dict) else None
     if reported is None and isinstance(data, dict) and isinstance(data.get("usage"), dict):
         seconds = data["usage"].get("seconds")  # transcription usage {type: duration, seconds}
@@ -128,10 +126,7 @@ async def measure(state: AppState, job: RelayJob, data: Any) -> Usage:
             reported = Usage(seconds=float(seconds))
     if reported is None and job.endpoint in ("chat.completions", "completions"):
         return await count_usage(state, job, completion_text(data))
-    usage = job.known_units.merged(reported) if reported else job.known_units
-    if job.endpoint.startswith("images.") and isinstance(data, dict) and isinstance(data.get("data"), list):
-        usage.images = len(data["data"])
-    return usage
+    return job.known_units.merged(reported) if reported else job.known_units
 
 
 async def _start_stream(

@@ -8,7 +8,10 @@
   `data: [DONE]`); a binary stream is aborted, so the client sees an incomplete body rather than
   a short file it would take for whole.
 - A client that disconnects cancels the upstream read at once; the upstream connection is
-  closed, not returned to the pool, so the upstream sees the hang-up too.
+  closed, not returned to the pool, so the upstream sees the hang-up too. A client that stays
+  but stops reading is treated the same once a send has waited `client_write_timeout`
+  (`stall.StallWatch`), and the gateway hangs up on it.
+- An event larger than `sse.MAX_EVENT_BYTES` ends an event stream as an upstream failure.
 """
 
 from __future__ import annotations
@@ -24,7 +27,8 @@ from starlette.types import Receive, Scope, Send
 
 from aitre.errors import ApiError
 from aitre.relay.cancel import DisconnectWatch
-from aitre.relay.sse import DONE, EventSplitter, StreamTap, iter_data
+from aitre.relay.sse import DONE, EventSplitter, EventTooLarge, StreamTap, event_data, split_events
+from aitre.relay.stall import StallWatch, hang_up, write_timeout
 from aitre.relay.upstream import Response, Timeouts, UpstreamFailure
 
 log = logging.getLogger(__name__)
@@ -68,10 +72,12 @@ class _UpstreamReader:
 class UpstreamEvents(_UpstreamReader):
     """An upstream SSE body as blocks of whole events, tapped for usage."""
 
-    def __init__(self, resp: Response, tap: StreamTap, timeouts: Timeouts) -> None:
+    def __init__(
+        self, resp: Response, tap: StreamTap, timeouts: Timeouts, max_event: int | None = None
+    ) -> None:
         super().__init__(resp, timeouts)
         self.tap = tap
-        self._splitter = EventSplitter()
+        self._splitter = EventSplitter() if max_event is None else EventSplitter(max_event)
 
     async def next_block(self) -> bytes:
         """The next forwardable bytes; b"" at end of stream. Raises UpstreamFailure."""
@@ -80,7 +86,10 @@ class UpstreamEvents(_UpstreamReader):
             if not chunk:
                 self.eof = True
                 return self.tap.process(self._tail())
-            block = self._splitter.feed(chunk)
+            try:
+                block = self._splitter.feed(chunk)
+            except EventTooLarge as exc:
+                raise UpstreamFailure("protocol", str(exc)) from None
             if block:
                 out = self.tap.process(block)
                 if out:
@@ -90,12 +99,12 @@ class UpstreamEvents(_UpstreamReader):
     def _tail(self) -> bytes:
         """A last event the upstream did not close with a blank line, if it is whole."""
         rest = self._splitter.pending.strip()
-        payloads = iter_data(rest) if rest else []
-        if not payloads:
+        payload = event_data(split_events(rest)[-1]) if rest else None
+        if payload is None:
             return b""
-        if payloads[-1] != b"[DONE]":
+        if payload != b"[DONE]":
             try:
-                orjson.loads(payloads[-1])
+                orjson.loads(payload)
             except orjson.JSONDecodeError:
                 return b""  # cut inside a JSON object: drop it, the stream counts as truncated
         return rest + b"\n\n"
@@ -142,38 +151,52 @@ class StreamResponse:
         first: bytes,
         headers: list[tuple[bytes, bytes]],
         on_close: Callable[[StreamOutcome], Awaitable[None]],
+        write_timeout: float | None = None,
     ) -> None:
         self._source = source
         self._first = first
         self.raw_headers = headers
         self._on_close = on_close
+        self._write_timeout = write_timeout  # None: the gateway's `client_write_timeout`
         self._closed = False
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         task = asyncio.current_task()
         assert task is not None
         watch = DisconnectWatch(receive, task)
+        seconds = self._write_timeout if self._write_timeout is not None else write_timeout(scope)
+        stall = StallWatch(task, seconds)
         outcome = StreamOutcome()
         try:
-            await send({"type": "http.response.start", "status": 200, "headers": self.raw_headers})
-            await send({"type": "http.response.body", "body": self._first, "more_body": True})
+            await stall.send(
+                send, {"type": "http.response.start", "status": 200, "headers": self.raw_headers}
+            )
+            await stall.send(send, {"type": "http.response.body", "body": self._first, "more_body": True})
             # The first block is the client's time to first token: let it leave before reading
             # on. Writes wait for the end of the loop turn (`server_protocol`), and a stream that
             # arrived whole would otherwise go out only after its last block and the books.
             flush = scope.get("aitre.flush")
             if flush is not None:
                 flush()
-            outcome = await self._pump(send)
+            outcome = await self._pump(stall, send)
         except asyncio.CancelledError:
-            if not watch.gone:  # the server is stopping and its grace period ran out
+            if stall.stalled and not watch.gone:
+                task.uncancel()
+                error = f"client stopped reading: nothing taken for {seconds:g}s"
+                outcome = StreamOutcome(status=499, error=error, client_gone=True)
+                watch.stop()  # the hang-up is no news to it
+                await hang_up(scope, send)
+            elif not watch.gone:  # the server is stopping and its grace period ran out
                 outcome = StreamOutcome(status=503, error="stream cut: the gateway was shutting down")
                 raise
-            task.uncancel()
-            outcome = StreamOutcome(status=499, error="client disconnected", client_gone=True)
+            else:
+                task.uncancel()
+                outcome = StreamOutcome(status=499, error="client disconnected", client_gone=True)
         except OSError:  # the server reports a vanished client by failing the send
             outcome = StreamOutcome(status=499, error="client disconnected", client_gone=True)
         finally:
             watch.stop()
+            stall.stop()
             self._source.close(reuse=outcome.status == 200 and self._source.eof)
             await self._close_once(outcome)
 
@@ -182,14 +205,14 @@ class StreamResponse:
             self._closed = True
             await self._on_close(outcome)
 
-    async def _pump(self, send: Send) -> StreamOutcome:
+    async def _pump(self, stall: StallWatch, send: Send) -> StreamOutcome:
         source = self._source
         outcome = StreamOutcome()
         try:
             while True:
                 block = await source.next_block()
                 if block:
-                    await send({"type": "http.response.body", "body": block, "more_body": True})
+                    await stall.send(send, {"type": "http.response.body", "body": block, "more_body": True})
                 if source.eof:
                     break
         except UpstreamFailure as failure:
@@ -209,5 +232,5 @@ class StreamResponse:
             # Binary body cut short: return without finishing the response, so the server drops
             # the connection and the client sees a truncated body, not a short file.
             return outcome
-        await send({"type": "http.response.body", "body": tail, "more_body": False})
+        await stall.send(send, {"type": "http.response.body", "body": tail, "more_body": False})
         return outcome

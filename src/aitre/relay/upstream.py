@@ -45,7 +45,14 @@ class Upstream:
         if self._pool is None:
             ca_file = self._settings.upstream_ca_file
             context = ssl.create_default_context(cafile=str(ca_file)) if ca_file else None
-            self._pool = Pool(self._settings.pool_size, KEEPALIVE_SECONDS, context)
+            s = self._settings
+            self._pool = Pool(
+                s.pool_size,
+                KEEPALIVE_SECONDS,
+                context,
+                per_origin=s.pool_size_per_upstream,
+                wait=s.pool_wait_seconds,
+            )
         return self._pool
 
     async def close(self) -> None:

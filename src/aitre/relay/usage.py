@@ -95,11 +95,29 @@ def _content_text(content: Any) -> str:
     return ""
 
 
-def prompt_text(body: dict[str, Any]) -> str:
-    """The text a request sends, for counting when the upstream reports no usage."""
-    if "messages" in body and isinstance(body["messages"], list):
+def prompt_parts(body: dict[str, Any]) -> list[str]:
+    """The texts a request sends, in order: each message's role and content, or the prompt."""
+    messages = body.get("messages")
+    if isinstance(messages, list):
         parts = []
-        for m in body["messages"]:
+        for m in messages:
+            if isinstance(m, dict):
+                parts.append(str(m.get("role", "")))
+                parts.append(_content_text(m.get("content")))
+        return parts
+    prompt = body.get("prompt", body.get("input", ""))
+    if isinstance(prompt, list):
+        return [p for p in prompt if isinstance(p, str)]
+    return [prompt] if isinstance(prompt, str) else []
+
+
+def prompt_text(body: dict[str, Any]) -> str:
+    """The text a request sends, for counting: `prompt_parts` joined (written out: it is on
+    every request's path)."""
+    messages = body.get("messages")
+    if isinstance(messages, list):
+        parts = []
+        for m in messages:
             if isinstance(m, dict):
                 parts.append(str(m.get("role", "")))
                 parts.append(_content_text(m.get("content")))
@@ -110,11 +128,25 @@ def prompt_text(body: dict[str, Any]) -> str:
     return prompt if isinstance(prompt, str) else ""
 
 
-def count_prompt(tokenizer: Tokenizer, body: dict[str, Any], model: str) -> int:
-    text = prompt_text(body)
-    n = tokenizer.count(text, model)
+def utf8_size(text: str) -> int:
+    """The text's length in UTF-8 bytes: an upper bound of its tokens (a BPE token is at least a
+    byte). ASCII text (the common case) is measured without being copied."""
+    return len(text) if text.isascii() else len(text.encode("utf-8", "surrogatepass"))
+
+
+def prompt_size(body: dict[str, Any]) -> int:
+    """`prompt_text(body)` in UTF-8 bytes, without joining it."""
+    parts = prompt_parts(body)
+    return sum(utf8_size(p) for p in parts) + max(len(parts) - 1, 0)
+
+
+def chat_framing(body: dict[str, Any]) -> int:
+    """OpenAI's chat framing: about 3 tokens per message plus 3 to prime the reply."""
     messages = body.get("messages")
-    if isinstance(messages, list):
-        # OpenAI's chat framing: about 3 tokens per message plus 3 to prime the reply.
-        n += 3 * len(messages) + 3
-    return n
+    return 3 * len(messages) + 3 if isinstance(messages, list) else 0
+
+
+def count_prompt(tokenizer: Tokenizer, body: dict[str, Any], model: str) -> int:
+    """The prompt's exact token count. It takes about 50 µs per KB of ordinary text and several
+    times that for adversarial text, so callers count long prompts off the event loop."""
+    return tokenizer.count(prompt_text(body), model) + chat_framing(body)

@@ -4,6 +4,12 @@ Only public (globally routable) addresses, unless the operator allows more with
 `AITRE_FETCH_ALLOW_PRIVATE` or lists exceptions in `AITRE_FETCH_ALLOWED_CIDRS`. The check runs
 on the resolved addresses of every connection (a resolver that drops refused addresses), so a
 DNS name that points inside, or a redirect to an internal address, is refused just the same.
+
+IPv6 forms that carry an IPv4 address (IPv4-mapped, NAT64 `64:ff9b::/96`, 6to4 `2002::/16`)
+are judged by that address: a NAT64 gateway or 6to4 relay would deliver to it. Ranges whose
+destination the address does not tell (IPv4-compatible `::/96`, long deprecated; Teredo
+`2001::/32`; local-use NAT64 `64:ff9b:1::/48`, whose translator is the operator's own) are
+refused, unless `AITRE_FETCH_ALLOWED_CIDRS` lists them.
 """
 
 from __future__ import annotations
@@ -19,6 +25,23 @@ from aiohttp.resolver import DefaultResolver
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 Network = ipaddress.IPv4Network | ipaddress.IPv6Network
 
+_NAT64 = ipaddress.IPv6Network("64:ff9b::/96")
+_SIX_TO_FOUR = ipaddress.IPv6Network("2002::/16")
+_OPAQUE = (
+    ipaddress.IPv6Network("::/96"),  # IPv4-compatible (and :: / ::1)
+    ipaddress.IPv6Network("2001::/32"),  # Teredo
+    ipaddress.IPv6Network("64:ff9b:1::/48"),  # local-use NAT64
+)
+
+
+def embedded_ipv4(ip: ipaddress.IPv6Address) -> ipaddress.IPv4Address | None:
+    """The IPv4 address a packet to `ip` is delivered to, for the forms that carry one."""
+    if ip.ipv4_mapped is not None:
+        return ip.ipv4_mapped
+    if ip in _NAT64:
+        return ipaddress.IPv4Address(int(ip) & 0xFFFFFFFF)
+    return ip.sixtofour
+
 
 class AddressPolicy:
     def __init__(self, allow_private: bool = False, allowed_cidrs: Iterable[str] = ()) -> None:
@@ -27,10 +50,14 @@ class AddressPolicy:
 
     def permits(self, address: str | IPAddress) -> bool:
         ip = ipaddress.ip_address(address) if isinstance(address, str) else address
-        if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
-            ip = ip.ipv4_mapped
         if any(ip in net for net in self.allowed):
             return True
+        if isinstance(ip, ipaddress.IPv6Address):
+            inner = embedded_ipv4(ip)
+            if inner is not None:
+                return self.permits(inner)
+            if any(ip in net for net in _OPAQUE) and not self.allow_private:
+                return False
         if ip.is_unspecified or ip.is_multicast:
             return False
         return self.allow_private or ip.is_global

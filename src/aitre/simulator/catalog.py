@@ -15,6 +15,20 @@ CHAT_MODELS = (
 )
 # Chat models whose answer is an image (markdown + OpenRouter-style `message.images`).
 CHAT_IMAGE_MODELS = ("gemini-2.5-flash-image-preview", "gemini-2.5-flash-image", "gpt-4o-image", "gpt-4o-all")
+# OpenAI's video models (`/v1/videos`).
+VIDEO_MODELS = ("sora-2", "sora-2-pro", "sora-2-2025-10-06", "sora-2-pro-2025-10-06", "sora-2-2025-12-08")
+# Relays' Sora by chat: a video of the prompt (orientation and length in the name; portrait and
+# 10 s by default), and watermark removal. These and the video models are left out of
+# `all_models()` until the gateway routes them.
+VIDEO_REMOVER_MODELS = ("sora_remover",)
+CHAT_VIDEO_MODELS = (
+    "sora_video2",
+    "sora_video2-portrait",
+    "sora_video2-landscape",
+    "sora_video2-portrait-15s",
+    "sora_video2-landscape-15s",
+    *VIDEO_REMOVER_MODELS,
+)
 COMPLETION_MODELS = ("gpt-3.5-turbo-instruct", "davinci-002", "babbage-002")
 # Native dimensions of each embedding model.
 EMBEDDING_MODELS = {

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import hmac
 import itertools
 import time
 from collections.abc import AsyncGenerator, AsyncIterable, AsyncIterator, Callable, Coroutine, Iterable
@@ -20,8 +21,11 @@ from aitre.accounts.keys import parse_bearer
 from aitre.simulator.bfl_tasks import TaskBook
 from aitre.simulator.faults import Fault, FaultBook, parse_fault
 from aitre.simulator.files import FileStore
+from aitre.simulator.video_tasks import VideoBook
 from aitre.tokenizer import Tokenizer
 
+# The keys the simulator accepts, asked on every request (the gateway's simulator channels can
+# change while it runs). No key at all: every request is refused.
 KeySource = Callable[[], Iterable[str]]
 # Builds an error response: (status, message, code, headers). OpenAI's shape by default; the
 # BFL routes pass their own.
@@ -58,7 +62,7 @@ class SimEvent:
 @dataclass(slots=True)
 class SimState:
     tokenizer: Tokenizer
-    keys: KeySource | None = None
+    keys: KeySource
     faults: FaultBook = field(default_factory=FaultBook)
     events: collections.deque[SimEvent] = field(default_factory=lambda: collections.deque(maxlen=2000))
     counter: itertools.count[int] = field(default_factory=itertools.count)
@@ -66,6 +70,7 @@ class SimState:
     files: FileStore = field(default_factory=FileStore)
     tasks: TaskBook = field(default_factory=TaskBook)
     pending_polls: int = 2  # BFL: how many polls answer `Pending` before the result
+    videos: VideoBook = field(default_factory=VideoBook)  # `/v1/videos` tasks and video settings
     # Strong references: the event loop keeps only weak ones to running tasks.
     background: set[asyncio.Task[Any]] = field(default_factory=set)
 
@@ -133,16 +138,22 @@ def sim(request: Request) -> SimState:
 
 
 def authorized(request: Request, key: str | None = None) -> bool:
-    """`key` defaults to the bearer token; BFL routes pass their `x-key` header instead."""
-    keys = sim(request).keys
-    if keys is None:
-        return True
-    allowed = set(keys())
-    if not allowed:
-        return True
+    """Whether the request carries one of the simulator's keys; `key` defaults to the bearer
+    token, BFL routes pass their `x-key` header instead. Fails closed: with no key configured
+    (the gateway has no simulator channel) nothing is authorized."""
     if key is None:
         key = parse_bearer(request.headers.get("authorization"))
-    return key in allowed
+    if not key:
+        return False
+    given = key.encode()
+    allowed = sim(request).keys
+    # Every key compared, each in constant time: the answer's timing tells nothing about them.
+    return sum(hmac.compare_digest(given, k.encode()) for k in allowed() if k) > 0
+
+
+def has_keys(request: Request) -> bool:
+    allowed = sim(request).keys
+    return any(allowed())
 
 
 def fault_for(request: Request, model: str) -> Fault:
@@ -257,6 +268,21 @@ async def open_json(request: Request, models: Iterable[str]) -> tuple[dict[str, 
     if not isinstance(model, str) or model not in models:
         return unknown_model(model)
     return body, model
+
+
+async def bounded_body(request: Request, limit: int) -> bytes | Response:
+    """The request body, or 413 as soon as it is known to exceed `limit` (the rest is not read)."""
+    declared = request.headers.get("content-length", "")
+    if declared.isdigit() and int(declared) > limit:
+        return error(413, f"The body is larger than {limit} bytes.", "body_too_large")
+    chunks: list[bytes] = []
+    size = 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > limit:
+            return error(413, f"The body is larger than {limit} bytes.", "body_too_large")
+        chunks.append(chunk)
+    return b"".join(chunks)
 
 
 async def json_body(request: Request) -> dict[str, Any] | Response:

@@ -1,4 +1,4 @@
-"""Generated files (images) that the simulator hands out as URLs, kept in a bounded LRU: like
+"""Generated files (images, videos) that the simulator hands out as URLs, kept in a bounded LRU: like
 OpenAI's and BFL's signed links, they expire, here when newer files push them out."""
 
 from __future__ import annotations
@@ -13,6 +13,7 @@ MEDIA_TYPES = {
     "jpeg": "image/jpeg",
     "jpg": "image/jpeg",
     "webp": "image/webp",
+    "mp4": "video/mp4",
 }
 
 

@@ -47,6 +47,8 @@ class MjTask:
     steps: int
     picture: Picture | None = None
     buttons: str = ""  # which button set a SUCCESS shows: grid | upscaled | upscaled2x | describe | shorten
+    # In the picture's URL, like a Discord CDN signature: task ids are sequential, links must not be.
+    image_token: str = field(default_factory=lambda: secrets.token_hex(12))
     state: str | None = None
     notify_hook: str | None = None
     custom_id: str | None = None
@@ -120,10 +122,10 @@ class MjTask:
         if self.picture is None or self.modal:
             return None
         if ph.status == SUCCESS:
-            return f"{self.base}/mj/image/{self.id}.png"
+            return f"{self.base}/mj/image/{self.id}-{self.image_token}.png"
         if ph.status == IN_PROGRESS:
             # Discord links a blurred preview while the job runs; proxies pass it on.
-            return f"{self.base}/mj/image/{self.id}.png?progress={ph.progress.rstrip('%')}"
+            return f"{self.base}/mj/image/{self.id}-{self.image_token}.png?progress={ph.progress.rstrip('%')}"
         return None
 
     def _properties(self, done: bool) -> dict[str, Any]:

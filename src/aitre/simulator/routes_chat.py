@@ -11,6 +11,7 @@ from starlette.responses import Response
 from aitre.simulator import catalog
 from aitre.simulator.chat import chat_chunks, chat_response, make_choices, usage_for
 from aitre.simulator.chat_image import image_chat
+from aitre.simulator.chat_video import video_chat
 from aitre.simulator.common import (
     CutBody,
     bad_request,
@@ -27,7 +28,8 @@ def _is_content(raw: bytes) -> bool:
 
 
 async def chat_completions(request: Request) -> Response:
-    opened = await open_json(request, (*catalog.CHAT_MODELS, *catalog.CHAT_IMAGE_MODELS))
+    models = (*catalog.CHAT_MODELS, *catalog.CHAT_IMAGE_MODELS, *catalog.CHAT_VIDEO_MODELS)
+    opened = await open_json(request, models)
     if isinstance(opened, Response):
         return opened
     body, model = opened
@@ -36,6 +38,8 @@ async def chat_completions(request: Request) -> Response:
         return bad_request("`messages` must be a non-empty array.", "messages")
     if model in catalog.CHAT_IMAGE_MODELS:
         return await image_chat(request, body, model)
+    if model in catalog.CHAT_VIDEO_MODELS:
+        return await video_chat(request, body, model)
     stream = body.get("stream") is True
     started = await begin(request, model, stream)
     if isinstance(started, Response):

@@ -4,11 +4,12 @@ behind `imageUrl`."""
 from __future__ import annotations
 
 import asyncio
+import hmac
 
 from starlette.requests import Request
 from starlette.responses import Response
 
-from aitre.simulator.common import SimEvent, json_answer
+from aitre.simulator.common import SimEvent, has_keys, json_answer
 from aitre.simulator.faults import Fault
 from aitre.simulator.mj import FAILURE, SUCCESS
 from aitre.simulator.mj_http import BAD_STATE, NO_TASK, mj_authorized, mj_state, open_mj, read_body, vo
@@ -63,12 +64,20 @@ async def image_seed(request: Request) -> Response:
 
 
 async def get_image(request: Request) -> Response:
-    """The task's picture, like a Discord CDN link: no key needed. `?progress=N` gives the
-    blurred preview linked while the task runs."""
-    name: str = request.path_params["name"]
+    """The task's picture, like a Discord CDN link: no key needed, an unguessable name instead.
+    `?progress=N` gives the blurred preview linked while the task runs."""
+    if not has_keys(request):  # fail closed, like every other route
+        return Response(b"Unauthorized", 401, media_type="text/plain")
+    task_id, _, token = request.path_params["name"].removesuffix(".png").partition("-")
     state = mj_state(request)
-    task = state.book.get(name.removesuffix(".png"))
-    if task is None or task.picture is None or task.modal or task.phase(state.now()).status == FAILURE:
+    task = state.book.get(task_id)
+    if (
+        task is None
+        or not hmac.compare_digest(token.encode(), task.image_token.encode())
+        or task.picture is None
+        or task.modal
+        or task.phase(state.now()).status == FAILURE
+    ):
         return Response(b"Not Found", 404, media_type="text/plain")
     progress = request.query_params.get("progress", "")
     if progress.isdigit() and int(progress) < 100:

@@ -8,7 +8,7 @@ from typing import Any
 from fastapi import APIRouter
 from pydantic import BaseModel, Field
 
-from aitre.api.deps import DbDep, StateDep
+from aitre.api.deps import DbDep, RecordId, StateDep
 from aitre.channels.edits import get_channel
 from aitre.errors import ApiError
 
@@ -62,7 +62,7 @@ class ProbeOut(BaseModel):
 @router.post(
     "/{channel_id}/probe", summary="Probe a channel now (re-enables it if auto-disabled and it answers)"
 )
-async def probe(state: StateDep, db: DbDep, channel_id: int) -> ProbeOut:
+async def probe(state: StateDep, db: DbDep, channel_id: RecordId) -> ProbeOut:
     async with db.read() as session:
         await get_channel(session, channel_id)
     channel = _info(state, channel_id)
@@ -80,7 +80,7 @@ class BalanceOut(BaseModel):
 
 
 @router.post("/{channel_id}/balance", summary="Ask the upstream for the account's balance now")
-async def balance(state: StateDep, db: DbDep, channel_id: int) -> BalanceOut:
+async def balance(state: StateDep, db: DbDep, channel_id: RecordId) -> BalanceOut:
     async with db.read() as session:
         await get_channel(session, channel_id)
     value = await state.channel_ops.refresh_balance(state, _info(state, channel_id))

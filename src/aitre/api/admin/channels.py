@@ -7,8 +7,9 @@ from typing import Any
 from fastapi import APIRouter
 from pydantic import BaseModel, ConfigDict, Field
 
-from aitre.api.admin.schemas import Deleted, ListOf, RowOut
-from aitre.api.deps import Db, DbDep
+from aitre.accounts.repo import MAX_INT32
+from aitre.api.admin.schemas import Deleted, ListOf, ModelName, RowOut
+from aitre.api.deps import Db, DbDep, RecordId
 from aitre.channels import repo
 from aitre.channels.edits import (
     check_name_free,
@@ -58,10 +59,14 @@ class ChannelUpdateIn(BaseModel):
     name: str | None = Field(None, min_length=1, max_length=128)
     base_url: str | None = Field(None, max_length=512)
     key: str | None = Field(None, description="A new upstream key (rotation); stored encrypted.")
-    models: list[str] | None = Field(None, description="Models it serves, by the names clients use.")
-    model_mapping: dict[str, str] | None = Field(None, description="{client name: upstream name}.")
-    priority: int | None = Field(None, description="Higher tiers are tried first.")
-    weight: int | None = Field(None, ge=0, description="Share of traffic within its tier.")
+    models: list[ModelName] | None = Field(None, description="Models it serves, by the names clients use.")
+    model_mapping: dict[ModelName, ModelName] | None = Field(
+        None, description="{client name: upstream name}."
+    )
+    priority: int | None = Field(
+        None, ge=-MAX_INT32, le=MAX_INT32, description="Higher tiers are tried first."
+    )
+    weight: int | None = Field(None, ge=0, le=MAX_INT32, description="Share of traffic within its tier.")
     enabled: bool | None = None
     disabled_reason: str | None = None
     config: dict[str, Any] | None = None
@@ -80,10 +85,10 @@ class ChannelCreateIn(BaseModel):
     type: str = Field("openai", description=f"One of: {', '.join(CHANNEL_TYPES)}.")
     base_url: str = Field("", max_length=512, description="e.g. https://api.openai.com/v1")
     key: str = Field("", description="The upstream API key; stored encrypted.")
-    models: list[str] = Field(min_length=1)
-    model_mapping: dict[str, str] = Field(default_factory=dict)
-    priority: int = 0
-    weight: int = Field(1, ge=0)
+    models: list[ModelName] = Field(min_length=1)
+    model_mapping: dict[ModelName, ModelName] = Field(default_factory=dict)
+    priority: int = Field(0, ge=-MAX_INT32, le=MAX_INT32)
+    weight: int = Field(1, ge=0, le=MAX_INT32)
     enabled: bool = True
     config: dict[str, Any] = Field(default_factory=dict)
 
@@ -100,7 +105,7 @@ async def list_channels(db: DbDep) -> ListOf[ChannelOut]:
 
 
 @router.get("/{channel_id}", summary="Get a channel")
-async def get(db: DbDep, channel_id: int) -> ChannelOut:
+async def get(db: DbDep, channel_id: RecordId) -> ChannelOut:
     async with db.read() as s:
         return ChannelOut.of(await get_channel(s, channel_id), db.state.box)
 
@@ -127,26 +132,26 @@ async def create(db: DbDep, body: ChannelCreateIn) -> ChannelOut:
 
 
 @router.patch("/{channel_id}", summary="Change a channel (rotate its key, models, routing, ...)")
-async def update(db: DbDep, channel_id: int, body: ChannelUpdateIn) -> ChannelOut:
+async def update(db: DbDep, channel_id: RecordId, body: ChannelUpdateIn) -> ChannelOut:
     async with db.write() as s:
         row = await update_channel(s, db.state.box, await get_channel(s, channel_id), body.changes())
     return ChannelOut.of(row, db.state.box)
 
 
 @router.delete("/{channel_id}", summary="Delete a channel")
-async def delete(db: DbDep, channel_id: int) -> Deleted:
+async def delete(db: DbDep, channel_id: RecordId) -> Deleted:
     async with db.write() as s:
         await delete_channel(s, await get_channel(s, channel_id))
     return Deleted(id=channel_id)
 
 
 @router.post("/{channel_id}/enable", summary="Route to a channel again")
-async def enable(db: DbDep, channel_id: int) -> ChannelOut:
+async def enable(db: DbDep, channel_id: RecordId) -> ChannelOut:
     return await _set_enabled(db, channel_id, True, "")
 
 
 @router.post("/{channel_id}/disable", summary="Stop routing to a channel")
-async def disable(db: DbDep, channel_id: int, body: DisableIn | None = None) -> ChannelOut:
+async def disable(db: DbDep, channel_id: RecordId, body: DisableIn | None = None) -> ChannelOut:
     return await _set_enabled(db, channel_id, False, (body or DisableIn()).reason)
 
 

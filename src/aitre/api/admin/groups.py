@@ -13,6 +13,7 @@ from aitre.api.deps import DbDep
 from aitre.store.models import Group
 
 router = APIRouter(prefix="/groups", tags=["admin: groups"])
+MAX_MULTIPLIER = 1000  # with prices of at most $1M, every charge stays far inside the quota range
 
 
 class GroupOut(BaseModel):
@@ -29,13 +30,15 @@ class GroupOut(BaseModel):
 class GroupIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    multiplier: Decimal | None = Field(None, ge=0, description="Required for a new group; >= 0.")
+    multiplier: Decimal | None = Field(
+        None, ge=0, le=MAX_MULTIPLIER, description=f"Required for a new group; 0 to {MAX_MULTIPLIER}."
+    )
     description: str | None = Field(None, max_length=1000)
 
 
 class GroupCreateIn(GroupIn):
     name: str = Field(min_length=1, max_length=64)
-    multiplier: Decimal | None = Field(Decimal(1), ge=0)
+    multiplier: Decimal | None = Field(Decimal(1), ge=0, le=MAX_MULTIPLIER)
 
 
 @router.get("", summary="List groups with their member counts")

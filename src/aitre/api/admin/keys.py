@@ -4,18 +4,19 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Query
+from fastapi import APIRouter
 from pydantic import Field
 
 from aitre.accounts import repo
+from aitre.accounts.repo import MAX_INT32
 from aitre.api.admin.schemas import KeyCreated, KeyLimitsIn, KeyOut, KeySettingsIn, KeyUpdateIn, Page
-from aitre.api.deps import Db, DbDep, PageDep
+from aitre.api.deps import Db, DbDep, PageDep, RecordId, id_query
 
 router = APIRouter(prefix="/keys", tags=["admin: keys"])
 
 
 class KeyCreateIn(KeySettingsIn):
-    user_id: int = Field(description="The user the key acts for.")
+    user_id: int = Field(ge=1, le=MAX_INT32, description="The user the key acts for.")
 
 
 async def issue(db: Db, user_id: int, body: KeyLimitsIn) -> KeyCreated:
@@ -44,7 +45,7 @@ async def revoke(db: Db, key_id: int, user_id: int | None = None) -> KeyOut:
 async def list_keys(
     db: DbDep,
     page: PageDep,
-    user_id: Annotated[int | None, Query(description="Only this user's keys.")] = None,
+    user_id: Annotated[int | None, id_query("Only this user's keys.")] = None,
 ) -> Page[KeyOut]:
     async with db.read() as s:
         rows, total = await repo.list_keys(s, user_id=user_id, offset=page.offset, limit=page.per_page)
@@ -52,7 +53,7 @@ async def list_keys(
 
 
 @router.get("/{key_id}", summary="Get a key")
-async def get_key(db: DbDep, key_id: int) -> KeyOut:
+async def get_key(db: DbDep, key_id: RecordId) -> KeyOut:
     async with db.read() as s:
         return KeyOut.of(*await repo.get_key(s, key_id))
 
@@ -63,10 +64,10 @@ async def create_key(db: DbDep, body: KeyCreateIn) -> KeyCreated:
 
 
 @router.patch("/{key_id}", summary="Change a key's name, limits or status")
-async def update_key(db: DbDep, key_id: int, body: KeyUpdateIn) -> KeyOut:
+async def update_key(db: DbDep, key_id: RecordId, body: KeyUpdateIn) -> KeyOut:
     return await change(db, key_id, body)
 
 
 @router.delete("/{key_id}", summary="Revoke a key (for good; it answers 401 from now on)")
-async def revoke_key(db: DbDep, key_id: int) -> KeyOut:
+async def revoke_key(db: DbDep, key_id: RecordId) -> KeyOut:
     return await revoke(db, key_id)

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 from decimal import Decimal
-from typing import Literal
+from typing import Annotated, Literal
 
 from fastapi import APIRouter
 from pydantic import BaseModel, ConfigDict, Field
 
 from aitre.api.admin.schemas import Deleted, ListOf
+from aitre.api.common import MAX_MODEL_CHARS
 from aitre.api.deps import Db, DbDep
 from aitre.billing import price_repo
 from aitre.billing.pricebook import PriceBook
@@ -16,25 +17,29 @@ from aitre.billing.prices import ModelPrice
 from aitre.errors import ApiError
 
 router = APIRouter(prefix="/prices", tags=["admin: prices"])
-Price = Decimal | None
+# A bound that keeps every charge far inside the quota range (`accounts.repo.MAX_UNITS`), even
+# times a group's multiplier: a price of 1e30 USD would overflow the balance arithmetic.
+MAX_PRICE_USD = 1_000_000
+PriceValue = Annotated[Decimal, Field(ge=0, le=MAX_PRICE_USD)]
+Price = PriceValue | None
 
 
 class PriceIn(BaseModel):
-    """USD. Fields left out are 0 (`cached_input_per_1m`: as input)."""
+    """USD, each at most 1,000,000. Fields left out are 0 (`cached_input_per_1m`: as input)."""
 
     model_config = ConfigDict(extra="forbid")
 
-    input_per_1m: Price = Field(None, ge=0, description="Per 1M input tokens.")
-    output_per_1m: Price = Field(None, ge=0, description="Per 1M output tokens.")
-    cached_input_per_1m: Price = Field(None, ge=0, description="Per 1M cached input tokens.")
-    per_call: Price = Field(None, ge=0, description="Per request.")
-    per_image: Price = Field(None, ge=0, description="Per image.")
-    image_prices: dict[str, Decimal] = Field(
+    input_per_1m: Price = Field(None, description="Per 1M input tokens.")
+    output_per_1m: Price = Field(None, description="Per 1M output tokens.")
+    cached_input_per_1m: Price = Field(None, description="Per 1M cached input tokens.")
+    per_call: Price = Field(None, description="Per request.")
+    per_image: Price = Field(None, description="Per image.")
+    image_prices: dict[str, PriceValue] = Field(
         default_factory=dict,
         description='Per image by "SIZE/QUALITY" or "SIZE", e.g. {"1024x1024/high": 0.17}.',
     )
-    per_second: Price = Field(None, ge=0, description="Per second of audio or video.")
-    per_1m_chars: Price = Field(None, ge=0, description="Per 1M input characters (speech).")
+    per_second: Price = Field(None, description="Per second of audio or video.")
+    per_1m_chars: Price = Field(None, description="Per 1M input characters (speech).")
 
 
 class PriceOut(BaseModel):
@@ -78,6 +83,8 @@ async def get_price(db: DbDep, model: str) -> PriceOut:
 
 @router.put("/{model:path}", summary="Set a model's price (replaces the earlier one)")
 async def set_price(db: DbDep, model: str, body: PriceIn) -> PriceOut:
+    if len(model) > MAX_MODEL_CHARS:
+        raise ApiError(400, f"A model name has at most {MAX_MODEL_CHARS} characters.", param="model")
     fields = body.model_dump()
     async with db.write() as s:
         row = await price_repo.set_price(s, model, fields)

@@ -9,10 +9,9 @@ from fastapi import APIRouter, Query
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from aitre.accounts import redeem
-from aitre.accounts.repo import usd_to_units
-from aitre.api.admin.schemas import MS, Deleted, ListOf, Page, RowOut
-from aitre.api.deps import DbDep, PageDep
-from aitre.billing.usage_query import parse_time
+from aitre.accounts.repo import MAX_UNITS, usd_to_units
+from aitre.api.admin.schemas import MS, Deleted, ListOf, Page, RowOut, parse_moment
+from aitre.api.deps import DbDep, PageDep, RecordId
 from aitre.store.models import RedeemCode
 
 router = APIRouter(prefix="/redeem-codes", tags=["admin: redeem codes"])
@@ -42,8 +41,10 @@ class CodesIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     count: int = Field(1, ge=1, le=redeem.MAX_BATCH)
-    quota: int | None = Field(None, gt=0, description="Units each code adds.")
-    usd: Decimal | None = Field(None, gt=0, description="Dollars each code adds (instead of quota).")
+    quota: int | None = Field(None, gt=0, le=MAX_UNITS, description="Units each code adds.")
+    usd: Decimal | None = Field(
+        None, gt=0, le=MAX_UNITS, description="Dollars each code adds (instead of quota)."
+    )
     name: str = Field("", max_length=128, description="A label for the batch.")
     expires_at: int | str | None = Field(None, description=f"{MS}, an ISO time, or `+30d`; null: never.")
 
@@ -58,7 +59,7 @@ class CodesIn(BaseModel):
 async def create_codes(db: DbDep, body: CodesIn) -> ListOf[CodeCreated]:
     quota = body.quota or usd_to_units(body.usd or 0, db.state.settings.quota_per_usd)
     async with db.write() as s:
-        expires = None if body.expires_at is None else parse_time(body.expires_at, param="expires_at")
+        expires = None if body.expires_at is None else parse_moment(body.expires_at, "expires_at")
         issued = await redeem.create_codes(
             s, count=body.count, quota=quota, name=body.name, expires_at=expires
         )
@@ -77,7 +78,7 @@ async def list_codes(
 
 
 @router.delete("/{code_id}", summary="Delete an unused code (409 if it was used)")
-async def delete_code(db: DbDep, code_id: int) -> Deleted:
+async def delete_code(db: DbDep, code_id: RecordId) -> Deleted:
     async with db.write() as s:
         await redeem.delete_code(s, code_id)
     return Deleted(id=code_id)

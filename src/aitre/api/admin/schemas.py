@@ -2,15 +2,28 @@
 
 from __future__ import annotations
 
-from typing import Any, Generic, Self, TypeVar
+from typing import Annotated, Any, Generic, Self, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from aitre.billing.usage_query import parse_time
+from aitre.accounts.repo import MAX_INT32, MAX_TIME_MS, MAX_UNITS
+from aitre.api.common import MAX_MODEL_CHARS
+from aitre.billing.usage_query import QueryError, parse_time
 from aitre.store.models import Token, UsageLog, User
 
 T = TypeVar("T")
 MS = "ms since the epoch"
+# A model name as the usage log and the price table store it (String(128)).
+ModelName = Annotated[str, Field(min_length=1, max_length=MAX_MODEL_CHARS)]
+
+
+def parse_moment(value: str | int, param: str) -> int:
+    """A time as `parse_time` reads it, within 1970 to 9999: a bigger number would overflow the
+    database's 64-bit integer (SQLite: a 500; a huge ISO year is refused by the parser itself)."""
+    ms = parse_time(value, param=param)
+    if not 0 <= ms <= MAX_TIME_MS:
+        raise QueryError(f"{param} must lie between 1970 and the year 9999", param)
+    return ms
 
 
 class ErrorDetail(BaseModel):
@@ -69,28 +82,31 @@ class KeyLimitsIn(BaseModel):
 
     name: str = Field("", max_length=128)
     quota: int | None = Field(
-        None, ge=0, description="The key's own spending cap in units; null: no cap (the balance applies)."
+        None,
+        ge=0,
+        le=MAX_UNITS,
+        description="The key's own spending cap in units; null: no cap (the balance applies).",
     )
     expires_at: int | str | None = Field(
         None, description=f"When the key stops working: {MS}, an ISO time, or `+30d`; null: never."
     )
-    allowed_models: list[str] | None = Field(None, description="Models the key may use; null: any.")
+    allowed_models: list[ModelName] | None = Field(None, description="Models the key may use; null: any.")
     allowed_ips: list[str] | None = Field(
         None, description="Client IPs or CIDRs the key may be used from; null: any."
     )
-    rpm: int = Field(0, ge=0, description="Requests per minute; 0: no limit.")
-    tpm: int = Field(0, ge=0, description="Tokens per minute; 0: no limit.")
+    rpm: int = Field(0, ge=0, le=MAX_INT32, description="Requests per minute; 0: no limit.")
+    tpm: int = Field(0, ge=0, le=MAX_INT32, description="Tokens per minute; 0: no limit.")
 
     def settings(self) -> dict[str, Any]:
         """The fields that were sent, as `accounts.repo.create_key/update_key` take them."""
         out = self.model_dump(exclude_unset=True, exclude={"user_id"})
-        if isinstance(out.get("expires_at"), str):
-            out["expires_at"] = parse_time(out["expires_at"], param="expires_at")
+        if out.get("expires_at") is not None:
+            out["expires_at"] = parse_moment(out["expires_at"], "expires_at")
         return out
 
 
 class KeySettingsIn(KeyLimitsIn):
-    model_mapping: dict[str, str] = Field(
+    model_mapping: dict[ModelName, ModelName] = Field(
         default_factory=dict, description="Rename models for this key: {asked: served}."
     )
 

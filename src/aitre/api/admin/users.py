@@ -9,8 +9,9 @@ from fastapi import APIRouter, Query
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from aitre.accounts import repo
+from aitre.accounts.repo import MAX_UNITS
 from aitre.api.admin.schemas import Page, RowOut
-from aitre.api.deps import Db, DbDep, PageDep
+from aitre.api.deps import Db, DbDep, PageDep, RecordId
 from aitre.errors import bad_request
 from aitre.store.models import User
 
@@ -39,8 +40,10 @@ class AmountIn(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    amount: int | None = Field(None, description="Quota units.")
-    usd: Decimal | None = Field(None, description="US dollars, converted at AITRE_QUOTA_PER_USD.")
+    amount: int | None = Field(None, ge=-MAX_UNITS, le=MAX_UNITS, description="Quota units.")
+    usd: Decimal | None = Field(
+        None, ge=-MAX_UNITS, le=MAX_UNITS, description="US dollars, converted at AITRE_QUOTA_PER_USD."
+    )
 
     @model_validator(mode="after")
     def _one_amount(self) -> AmountIn:
@@ -58,8 +61,10 @@ class UserCreateIn(BaseModel):
     username: str = Field(min_length=1, max_length=64)
     role: Role = "user"
     group: str = "default"
-    quota: int = Field(0, ge=0, description="Starting balance in units.")
-    usd: Decimal | None = Field(None, ge=0, description="Starting balance in dollars (instead of quota).")
+    quota: int = Field(0, ge=0, le=MAX_UNITS, description="Starting balance in units.")
+    usd: Decimal | None = Field(
+        None, ge=0, le=MAX_UNITS, description="Starting balance in dollars (instead of quota)."
+    )
 
     @model_validator(mode="after")
     def _one_amount(self) -> UserCreateIn:
@@ -111,7 +116,7 @@ async def list_users(
 
 
 @router.get("/{user_id}", summary="Get a user")
-async def get_user(db: DbDep, user_id: int) -> UserOut:
+async def get_user(db: DbDep, user_id: RecordId) -> UserOut:
     async with db.read(current=True) as s:
         return UserOut.of(await repo.get_user(s, user_id))
 
@@ -126,7 +131,7 @@ async def create_user(db: DbDep, body: UserCreateIn) -> UserOut:
 
 
 @router.patch("/{user_id}", summary="Change a user's role, group or status")
-async def update_user(db: DbDep, user_id: int, body: UserUpdateIn) -> UserOut:
+async def update_user(db: DbDep, user_id: RecordId, body: UserUpdateIn) -> UserOut:
     async with db.write() as s:
         user = await repo.update_user(
             s, await repo.get_user(s, user_id), role=body.role, group=body.group, enabled=body.enabled
@@ -144,7 +149,7 @@ async def _change_balance(db: Db, user_id: int, units: int, kind: str, note: str
 
 
 @router.post("/{user_id}/topup", summary="Add quota (a `topup` ledger entry)")
-async def topup(db: DbDep, user_id: int, body: BalanceChangeIn) -> BalanceChangeOut:
+async def topup(db: DbDep, user_id: RecordId, body: BalanceChangeIn) -> BalanceChangeOut:
     units = body.units(db.state.settings.quota_per_usd)
     if units <= 0:
         raise bad_request("A top-up must be positive; use /adjust to take quota away.", param="amount")
@@ -152,7 +157,7 @@ async def topup(db: DbDep, user_id: int, body: BalanceChangeIn) -> BalanceChange
 
 
 @router.post("/{user_id}/adjust", summary="Correct the balance up or down (an `adjust` ledger entry)")
-async def adjust(db: DbDep, user_id: int, body: BalanceChangeIn) -> BalanceChangeOut:
+async def adjust(db: DbDep, user_id: RecordId, body: BalanceChangeIn) -> BalanceChangeOut:
     units = body.units(db.state.settings.quota_per_usd)
     if units == 0:
         raise bad_request("An adjustment of 0 changes nothing.", param="amount")
@@ -160,7 +165,7 @@ async def adjust(db: DbDep, user_id: int, body: BalanceChangeIn) -> BalanceChang
 
 
 @router.get("/{user_id}/ledger", summary="A user's ledger, newest first")
-async def ledger(db: DbDep, page: PageDep, user_id: int) -> Page[LedgerOut]:
+async def ledger(db: DbDep, page: PageDep, user_id: RecordId) -> Page[LedgerOut]:
     async with db.read(current=True) as s:
         await repo.get_user(s, user_id)
         rows, total = await repo.ledger_page(s, user_id, page.offset, page.per_page)
