@@ -174,8 +174,14 @@ class Deliverer:
         status: int | None = None
         error = ""
         final = False
+        operator = bool(m["operator_hook"])
         try:
-            secret = await self._secret(bool(m["operator_hook"]), int(m["user_id"]))
+            secret = await self._secret(operator, int(m["user_id"]))
+            if secret is None and not operator:
+                await self._record(
+                    owner, m, None, "the task's user no longer exists: nothing to sign with", True
+                )
+                return
             if secret:
                 headers[signing.HEADER] = signing.sign(secret, int(time.time()), body)
             status = await self._fetcher.post(str(m["url"]), body, headers, self._settings.notify_timeout)
