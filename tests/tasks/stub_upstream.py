@@ -146,16 +146,7 @@ def app() -> web.Application:
         up.submit_delay = float(body.get("submit_delay", up.submit_delay))
         return web.json_response({"submit_delay": up.submit_delay})
 
-    @web.middleware
-    async def one_request_per_connection(request: web.Request, handler: Any) -> web.StreamResponse:
-        # A fresh connection for every call: a submit cut off on a kept-alive connection would
-        # otherwise be sent again by the gateway's pool (the keep-alive race retry), which is
-        # the pool's business (relay/pool.py), not the task engine's under test here.
-        response: web.StreamResponse = await handler(request)
-        response.force_close()
-        return response
-
-    application = web.Application(middlewares=[one_request_per_connection])
+    application = web.Application()
     application.add_routes(
         [
             web.post("/submit", submit),
