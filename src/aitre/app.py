@@ -31,7 +31,7 @@ from aitre.channels.health import ChannelHealth
 from aitre.channels.ops import ChannelOps
 from aitre.config import Settings
 from aitre.media.fetch import MediaFetcher
-from aitre.media.store import MediaStore
+from aitre.media.store import LocalMediaStore
 from aitre.relay.upstream import Upstream
 from aitre.secrets import SecretBox, load_or_create_key
 from aitre.security.forwarded import ForwardedFor
@@ -39,6 +39,8 @@ from aitre.security.ssrf import AddressPolicy
 from aitre.state import AppState
 from aitre.store.db import make_engine, make_sessionmaker
 from aitre.store.migrate import upgrade_to_head
+from aitre.tasks.engine import TaskEngine
+from aitre.tasks.registry import TaskRegistry, build_task_registry
 from aitre.tokenizer import Tokenizer
 
 log = logging.getLogger("aitre")
@@ -89,6 +91,7 @@ def _prefix_routes() -> list[tuple[str, str, Handler]]:
 
 def create_app(settings: Settings | None = None) -> Gateway:
     settings = settings or Settings()
+    registry = build_task_registry(settings)  # before the routes: a task kind may bring its own
     gateway: Gateway
 
     @contextlib.asynccontextmanager
@@ -96,7 +99,7 @@ def create_app(settings: Settings | None = None) -> Gateway:
         keys = await prepare_database(settings)
         if keys is not None:
             log.warning("first start: admin key %s, user key %s", keys.admin_key, keys.user_key)
-        state = await _start_state(settings)
+        state = await _start_state(settings, registry)
         if sim_app is not None:
             sim_app.state.sim.tokenizer = state.tokenizer
         # Everything built so far (libraries, models, caches) lives as long as the process: keep
@@ -132,11 +135,11 @@ def create_app(settings: Settings | None = None) -> Gateway:
 
         sim_app = create_simulator_app(keys=simulator_keys)
         mounts.append(Mount("/sim", app=sim_app))
-    gateway = Gateway(_fast_routes(), _prefix_routes(), lifespan, build_api, mounts)
+    gateway = Gateway({**_fast_routes(), **registry.routes}, _prefix_routes(), lifespan, build_api, mounts)
     return gateway
 
 
-async def _start_state(settings: Settings) -> AppState:
+async def _start_state(settings: Settings, registry: TaskRegistry) -> AppState:
     box = SecretBox(load_or_create_key(settings.secret_key, settings.data_dir))
     engine = make_engine(settings.resolved_database_url())
     sessions = make_sessionmaker(engine)
@@ -202,7 +205,7 @@ async def _start_state(settings: Settings) -> AppState:
         tokenizer=tokenizer,
         adapters=build_registry(),
         accountant=Accountant(bank, catalog.prices, limiter, tokenizer, settings),
-        media=MediaStore(settings.resolved_media_dir(), settings.resolved_public_url()),
+        media=LocalMediaStore(settings.resolved_media_dir(), settings.resolved_public_url()),
         fetcher=MediaFetcher(
             AddressPolicy(settings.fetch_allow_private, settings.fetch_allowed_cidrs),
             max_bytes=settings.fetch_max_bytes,
@@ -213,6 +216,8 @@ async def _start_state(settings: Settings) -> AppState:
         forwarded=ForwardedFor(settings.forwarded_allow_ips),
     )
     state.channel_ops.start(state)
+    state.tasks = TaskEngine(state, registry)
+    await state.tasks.start()
     return state
 
 
@@ -246,6 +251,7 @@ def _choose_bank(
 
 
 async def _stop_state(state: AppState) -> None:
+    await state.tasks.stop()  # first: ending a task uses the bank and the books
     await state.channel_ops.stop()
     await state.catalog.stop()
     await state.instance.stop()
