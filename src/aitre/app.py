@@ -19,16 +19,19 @@ from aitre.api.fastpath import Gateway, Handler
 from aitre.billing.accountant import Accountant
 from aitre.billing.bank import Bank, LocalBank
 from aitre.billing.books import Books
+from aitre.billing.instances import Instance, node_id
 from aitre.billing.limits import Limiter, RateLimiter
+from aitre.billing.recovery import recover_node
 from aitre.billing.shared_bank import SharedBank
 from aitre.billing.usage_log import UsageRecorder
+from aitre.billing.writer import Quarantine
 from aitre.bootstrap import FirstKeys, bootstrap_if_empty, write_keys_file
 from aitre.catalog import Catalog
 from aitre.channels.health import ChannelHealth
 from aitre.channels.ops import ChannelOps
 from aitre.config import Settings
 from aitre.media.fetch import MediaFetcher
-from aitre.media.store import MediaStore
+from aitre.media.store import LocalMediaStore
 from aitre.relay.upstream import Upstream
 from aitre.secrets import SecretBox, load_or_create_key
 from aitre.security.forwarded import ForwardedFor
@@ -140,21 +143,40 @@ async def _start_state(settings: Settings) -> AppState:
     catalog = Catalog(sessions, box, settings.cache_refresh_seconds, settings.internal_url() + "/sim")
     await catalog.reload()
     catalog.start()
-    # One journal folder per process; with several workers the parent recovered them all
-    # before starting the workers (`aitre.server`), and the database is the bank's authority.
+    # One journal folder per process (named by its instance); with several workers the parent
+    # recovered the data folder's earlier processes before starting them (`aitre.server`).
     several = settings.workers > 1
+    journal_root, quarantine = settings.data_dir / "journal", Quarantine(settings.data_dir / "quarantine")
+    node = node_id(settings.data_dir)
+    recovered = (
+        []
+        if several
+        else await recover_node(sessions, journal_root, node, f"{node}/start-{os.getpid()}", quarantine)
+    )
+    instance = Instance(
+        sessions,
+        node,
+        journal_root,
+        quarantine,
+        settings.instance_heartbeat_seconds,
+        settings.instance_dead_seconds,
+    )
+    await instance.register()
     books = Books(
         sessions,
-        settings.data_dir / "journal",
-        f"worker-{os.getpid()}" if several else "main",
+        journal_root,
+        instance.journal,
         settings.flush_seconds,
         settings.ledger_fsync,
+        owner=lambda: instance.id,
+        max_pending=settings.books_max_pending,
+        quarantine=quarantine,
     )
-    if not several:
-        await books.recover()
     books.start()
     recorder = UsageRecorder(books)
     bank, limiter = _choose_bank(settings, sessions, books, several)
+    bank.absorb(recovered)  # refunds made on start reach balances kept outside the database
+    instance.start(books.lock, bank.absorb)
     catalog.on_change.append(bank.reload)
     tokenizer = Tokenizer()
     # Build the encoding of current models (about half a second) before serving, in a thread: a
@@ -176,10 +198,11 @@ async def _start_state(settings: Settings) -> AppState:
         upstream=Upstream(settings),
         recorder=recorder,
         books=books,
+        instance=instance,
         tokenizer=tokenizer,
         adapters=build_registry(),
         accountant=Accountant(bank, catalog.prices, limiter, tokenizer, settings),
-        media=MediaStore(settings.resolved_media_dir(), settings.resolved_public_url()),
+        media=LocalMediaStore(settings.resolved_media_dir(), settings.resolved_public_url()),
         fetcher=MediaFetcher(
             AddressPolicy(settings.fetch_allow_private, settings.fetch_allowed_cidrs),
             max_bytes=settings.fetch_max_bytes,
@@ -225,7 +248,14 @@ def _choose_bank(
 async def _stop_state(state: AppState) -> None:
     await state.channel_ops.stop()
     await state.catalog.stop()
-    await state.books.stop()
+    await state.instance.stop()
+    if await state.books.stop():
+        # Everything is written: refund what is still held open, and leave as stopped (else the
+        # instance is recovered like a crashed one, from its journal, by the next start).
+        try:
+            state.accountant.bank.absorb(await state.instance.retire())
+        except Exception:
+            log.exception("could not retire this instance; it will be recovered after its heartbeat expires")
     await state.accountant.limiter.close()  # before the bank: they may share a Redis client
     closer = getattr(state.accountant.bank, "close", None)
     if closer is not None:

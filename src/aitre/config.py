@@ -217,8 +217,90 @@ class Settings(BaseSettings):
         False,
         description="fsync the journal on every flush (survives power loss, not only a killed process).",
     )
+    books_max_pending: int = Field(
+        100_000,
+        description="Ledger entries and usage rows that may wait in memory for the database (during an "
+        "outage). At the bound, new billable requests get 503 `billing_unavailable` and usage rows wait "
+        "in the journal only; all of it is written once the database answers.",
+    )
 
-    @field_validator("image_chat_models", "fetch_allowed_cidrs", "forwarded_allow_ips", mode="before")
+    # --- instances ---------------------------------------------------------------------------
+    instance_heartbeat_seconds: float = Field(
+        5.0,
+        description="How often each gateway process records in the database that it is alive (and "
+        "looks for instances that are gone).",
+    )
+    instance_dead_seconds: float = Field(
+        60.0,
+        description="An instance with no heartbeat for this long is gone: another refunds the requests "
+        "it held open. Keep it well above the heartbeat and longer than database hiccups last.",
+    )
+
+    # --- tasks (MJ, videos): the durable task engine ------------------------------------------
+    task_plugins: Annotated[list[str], NoDecode] = Field(
+        [],
+        description="Task protocols kept outside aitre: comma-separated `module:function`, each called "
+        "with the task registry at start (`aitre.tasks.registry`).",
+    )
+    task_timeouts: dict[str, float] = Field(
+        {"mj": 600.0, "video": 1800.0, "chat_video": 1800.0, "sora_remover": 900.0},
+        description="Seconds a task of each kind may take from submit to its end, as JSON "
+        '(`{"mj": 600}`); a task still open then fails as timed out, is refunded, and the upstream '
+        "is asked to stop it.",
+    )
+    task_timeout_seconds: float = Field(
+        900.0, description="Seconds a task of a kind not in `AITRE_TASK_TIMEOUTS` may take."
+    )
+    task_lease_seconds: float = Field(
+        30.0,
+        description="How long a worker holds a task it works on (renewed while it works); a task "
+        "whose worker died is taken over by another once its lease runs out.",
+    )
+    task_poll_min_seconds: float = Field(
+        1.0, description="Shortest pause between two polls of a running task (also bounds upstream hints)."
+    )
+    task_poll_max_seconds: float = Field(
+        30.0,
+        description="Longest pause between two polls: a task that has not changed for a while is polled "
+        "less often, up to this.",
+    )
+    task_concurrency: int = Field(
+        64,
+        description="Upstream calls (submits, polls, downloads) the task workers of a process make at once.",
+    )
+    task_claim_batch: int = Field(200, description="Due tasks a worker claims in one query at most.")
+    task_idle_check_seconds: float = Field(
+        5.0,
+        description="An idle engine sleeps until its next task is due, but looks at least this often "
+        "for work that other processes made due (tasks they created, leases that ran out).",
+    )
+    task_submit_attempts: int = Field(
+        3,
+        description="Tries to submit a task when upstreams answer that another channel or a later try "
+        "may do (before anything reached them); then it fails, refunded.",
+    )
+    task_history_max: int = Field(
+        50, description="Entries kept in a task's history (the oldest are dropped, the first kept)."
+    )
+    task_notify_hook: str = Field(
+        "", description="The operator's notifyHook: called for tasks whose client gave none. Empty: none."
+    )
+    task_notify_secret: str = Field(
+        "",
+        description="Key of the HMAC-SHA256 signature on calls to `AITRE_TASK_NOTIFY_HOOK` (a client's "
+        "own hook is signed with its user's hook secret). Empty: those calls are not signed.",
+    )
+    notify_max_attempts: int = Field(
+        8, description="Tries to deliver one notifyHook call (a 2xx answer ends them) before it fails."
+    )
+    notify_timeout: float = Field(10.0, description="Seconds a notifyHook receiver has to answer.")
+    notify_backoff_seconds: float = Field(
+        2.0, description="Pause before the 2nd delivery try; doubles each try (at most 5 minutes)."
+    )
+
+    @field_validator(
+        "image_chat_models", "fetch_allowed_cidrs", "forwarded_allow_ips", "task_plugins", mode="before"
+    )
     @classmethod
     def _split_csv(cls, value: Any) -> Any:
         if isinstance(value, str):

@@ -8,7 +8,9 @@ heap they left behind (a leaner resident size under load).
 from __future__ import annotations
 
 import asyncio
+import os
 import signal
+from typing import Any
 
 import uvicorn
 
@@ -26,28 +28,47 @@ def _exit_cleanly_on_signals() -> None:
 
 async def _recover_journals(s: Settings) -> None:
     """With several workers, each journals into its own folder and none may replay or refund
-    what another has in flight: the parent does it once, before any worker starts."""
-    from aitre.billing.books import Books
+    what another has in flight: the parent recovers the data folder's earlier processes once,
+    before any worker starts."""
+    from aitre.billing.instances import node_id
+    from aitre.billing.recovery import recover_node
+    from aitre.billing.writer import Quarantine
     from aitre.store.db import make_engine, make_sessionmaker
 
     engine = make_engine(s.resolved_database_url())
     try:
-        books = Books(make_sessionmaker(engine), s.data_dir / "journal", "recovery")
-        refunds = await books.recover()
-        books.close()
-        if s.redis_url and refunds:
-            from aitre.billing.redis_bank import RedisBalances
-
-            balances = RedisBalances(s.redis_url, s.resolved_database_url())
-            try:
-                for op in refunds:
-                    await balances.add_to_user(op["user_id"], op["amount"])
-                    if op.get("token_id") is not None:
-                        await balances.forget_token(op["token_id"])
-            finally:
-                await balances.close()
+        node = node_id(s.data_dir)
+        changes = await recover_node(
+            make_sessionmaker(engine),
+            s.data_dir / "journal",
+            node,
+            f"{node}/start-{os.getpid()}",
+            Quarantine(s.data_dir / "quarantine"),
+        )
+        if s.redis_url and changes:
+            await _apply_to_redis(s, changes)
     finally:
         await engine.dispose()
+
+
+async def _apply_to_redis(s: Settings, changes: list[dict[str, Any]]) -> None:
+    """Refunds made on start reach the balances in Redis (retried for a while: the database has
+    them already)."""
+    from aitre.billing.redis_bank import RedisBalances
+
+    balances = RedisBalances(s.redis_url, s.resolved_database_url())
+    try:
+        amounts = balances.changes(changes)
+        for attempt in range(10):
+            try:
+                await balances.add(amounts)
+                return
+            except Exception:
+                if attempt == 9:
+                    raise
+                await asyncio.sleep(1.0)
+    finally:
+        await balances.close()
 
 
 def main() -> None:

@@ -12,6 +12,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 from aitre.adapters.base import Adapter
 from aitre.billing.accountant import Accountant
 from aitre.billing.books import Books
+from aitre.billing.instances import Instance
 from aitre.billing.usage_log import UsageRecorder
 from aitre.catalog import Catalog
 from aitre.channels.health import ChannelHealth
@@ -36,6 +37,7 @@ class AppState:
     upstream: Upstream
     recorder: UsageRecorder
     books: Books
+    instance: Instance
     tokenizer: Tokenizer
     adapters: dict[str, Adapter]
     media: MediaStore

@@ -6,11 +6,9 @@ can never take more than is there. Every operation goes to the books (`books.py`
 once, written to the database in batches with the balance columns updated in the same
 transaction as the ledger rows, so `users.quota == SUM(ledger.amount)` holds in the database
 after every commit; on start, what a dead process left is replayed and its open reservations
-refunded.
+refunded (`recovery.py`).
 
-Balances are never allowed below zero: when a request ends up costing more than it reserved
-(no `max_tokens`, a longer answer than estimated) the overrun is charged only as far as the
-balance allows, and the ledger note says so.
+A request never costs more than its reservation (`holds.capped`), in every bank.
 """
 
 from __future__ import annotations
@@ -23,6 +21,14 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from aitre.billing.books import Books
+from aitre.billing.holds import billing_unavailable as billing_unavailable  # re-exported
+from aitre.billing.holds import (
+    books_backlogged,
+    capped,
+    check_durable,
+    commit_durable,
+    end_by_id,
+)
 from aitre.errors import ApiError
 from aitre.store.models import Token, User, now_ms
 
@@ -34,6 +40,7 @@ class Hold:
     token_id: int | None
     amount: int
     token_limited: bool = False
+    durable: bool = False
 
 
 class Bank(Protocol):
@@ -41,9 +48,31 @@ class Bank(Protocol):
 
     async def reserve(self, hold: Hold) -> None: ...
 
-    def settle(self, hold: Hold, actual: int) -> int: ...
+    def settle(self, hold: Hold, actual: int) -> int:
+        """End a request's hold at its real cost (at most what it reserved); returns what was
+        charged. Only the process that reserved it ends it this way."""
+        ...
 
     def refund(self, hold: Hold, note: str = "") -> None: ...
+
+    async def reserve_durable(self, hold: Hold) -> None:
+        """Reserve a hold that outlives this process (a task's): its reserve row is in the
+        database when this returns, no instance owns it, and it ends only by id."""
+        ...
+
+    async def settle_by_id(self, hold_id: str, actual: int) -> int:
+        """End any open hold at its real cost (at most what it reserved), from any process, after
+        any restart; returns what was charged (0 when it was not open: nothing changes)."""
+        ...
+
+    async def refund_by_id(self, hold_id: str, note: str = "") -> bool:
+        """Refund any open hold, from any process; False when it was not open."""
+        ...
+
+    def absorb(self, changes: list[dict[str, Any]]) -> None:
+        """Balance changes the database took outside this bank's own operations (refunds made by
+        recovery) or did not take (operations dropped or refused): make the live balances agree."""
+        ...
 
     async def credit(self, user_id: int, amount: int, kind: str, hold_id: str, note: str = "") -> None: ...
 
@@ -65,7 +94,7 @@ class Bank(Protocol):
 
 def hold_op(hold: Hold, kind: str, amount: int, used: int = 0, note: str = "") -> dict[str, Any]:
     """A ledger operation on a request's hold (`reserve`, `settle`, `refund`), as journaled."""
-    return {
+    op = {
         "op": kind,
         "hold_id": hold.hold_id,
         "user_id": hold.user_id,
@@ -77,6 +106,9 @@ def hold_op(hold: Hold, kind: str, amount: int, used: int = 0, note: str = "") -
         "note": note,
         "ts": now_ms(),
     }
+    if hold.durable:
+        op["durable"] = True
+    return op
 
 
 def credit_op(user_id: int, amount: int, kind: str, hold_id: str, note: str) -> dict[str, Any]:
@@ -93,17 +125,6 @@ def credit_op(user_id: int, amount: int, kind: str, hold_id: str, note: str) -> 
         "note": note,
         "ts": now_ms(),
     }
-
-
-def billing_unavailable() -> ApiError:
-    """The store that holds live balances or rate windows (Redis) did not answer."""
-    return ApiError(
-        503,
-        "The gateway's balance store is not answering; retry shortly.",
-        type="server_error",
-        code="billing_unavailable",
-        headers={"retry-after": "1"},
-    )
 
 
 def insufficient(message: str) -> ApiError:
@@ -128,6 +149,7 @@ class LocalBank:
         self._tokens: dict[int, _TokenAccount] = {}
         self._loading: dict[tuple[str, int], asyncio.Future[None]] = {}
         self._open: dict[str, Hold] = {}
+        books.on_unwritten = self.absorb
 
     # --- balances ------------------------------------------------------------------------------
     async def _ensure_loaded(self, user_id: int, token_id: int | None) -> None:
@@ -203,6 +225,8 @@ class LocalBank:
 
     # --- the three operations ------------------------------------------------------------------
     async def reserve(self, hold: Hold) -> None:
+        if self._books.full():
+            raise books_backlogged()
         await self._ensure_loaded(hold.user_id, hold.token_id)
         # From here to the end: no await, so the check and the take are one atomic step.
         balance = self._balances[hold.user_id]
@@ -225,16 +249,10 @@ class LocalBank:
         self._record(hold, "reserve", -hold.amount)
 
     def settle(self, hold: Hold, actual: int) -> int:
-        """End a hold at its real cost; returns what was charged (never more than available)."""
+        """End a hold at its real cost; returns what was charged (never more than reserved)."""
         if self._open.pop(hold.hold_id, None) is None:
             return 0
-        # A balance dropped by `reload` is unknown here: then charge no more than was reserved.
-        available = hold.amount + self._balances.get(hold.user_id, 0)
-        acct = self._tokens.get(hold.token_id) if hold.token_id is not None else None
-        if hold.token_limited:
-            available = min(available, hold.amount + (acct.remain if acct is not None else 0))
-        charge = max(0, min(actual, available))
-        note = "" if charge == actual else f"cost {actual} capped at the available {charge}"
+        charge, note = capped(hold.amount, actual)
         self._adjust(hold, hold.amount - charge)
         self._record(hold, "settle", hold.amount - charge, used=charge, note=note)
         return charge
@@ -251,6 +269,47 @@ class LocalBank:
         acct = self._tokens.get(hold.token_id) if hold.token_id is not None else None
         if acct is not None and hold.token_limited:
             acct.remain += delta
+
+    # --- holds that outlive the process ---------------------------------------------------------
+    async def reserve_durable(self, hold: Hold) -> None:
+        check_durable(hold)
+        await self.reserve(hold)
+        self._open.pop(hold.hold_id, None)
+        if not await commit_durable(self._books, self._sessions, hold.hold_id):
+            # Taken back in memory and in the books (both rows get written once the database is back).
+            self._adjust(hold, hold.amount)
+            self._record(hold, "refund", hold.amount, note="the reservation could not be written")
+            raise billing_unavailable("The reservation could not be written to the database; retry shortly.")
+
+    async def settle_by_id(self, hold_id: str, actual: int) -> int:
+        hold = self._open.get(hold_id)
+        if hold is not None:
+            return self.settle(hold, actual)
+        op = await end_by_id(self._sessions, self._books, hold_id, actual, "", self._mirror)
+        return int(op["used"]) if op else 0
+
+    async def refund_by_id(self, hold_id: str, note: str = "") -> bool:
+        hold = self._open.get(hold_id)
+        if hold is not None:
+            self.refund(hold, note)
+            return True
+        return await end_by_id(self._sessions, self._books, hold_id, None, note, self._mirror) is not None
+
+    def _mirror(self, op: dict[str, Any]) -> None:
+        """An operation written straight to the database: the cached balances move with it."""
+        if op["user_id"] in self._balances:
+            self._balances[op["user_id"]] += op["amount"]
+        acct = self._tokens.get(op["token_id"]) if op.get("token_id") is not None else None
+        if acct is not None and not acct.unlimited:
+            acct.remain += op["token_amount"]
+
+    def absorb(self, changes: list[dict[str, Any]]) -> None:
+        # Reloaded on next use (the database, plus what this process has not written yet): exact
+        # whether the change was made by this process or another.
+        for change in changes:
+            self._balances.pop(change["user_id"], None)
+            if change.get("token_id") is not None:
+                self._tokens.pop(change["token_id"], None)
 
     async def credit(self, user_id: int, amount: int, kind: str, hold_id: str, note: str = "") -> None:
         """Add (or, negative, remove) quota outside a request: top-ups, redeem codes, adjustments."""

@@ -3,9 +3,14 @@ the request path.
 
 Both go through one journal (`journal.py`: appended before the request moves on, so a killed
 process loses nothing) and are written to the database by one task, in one transaction per
-batch: the ledger rows, the balance columns they change, and the usage rows. On start, journal
-segments the database never got are replayed, and reservations whose request died with the
-process are refunded.
+batch: the ledger rows, the balance columns they change, and the usage rows (`writer.py`: a
+row the database refuses is set aside, the others are written). What a dead process left in
+its journal is written by the next start (`recovery.py`).
+
+While the database does not answer, the books wait in memory and in the journal, up to
+`AITRE_BOOKS_MAX_PENDING` entries. Past that, reservations are refused (503
+`billing_unavailable`: no new money moves that could not be written) and usage rows are kept
+in the journal only, to be written from it once the database is back.
 """
 
 from __future__ import annotations
@@ -13,45 +18,23 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import operator
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-import orjson
-from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from aitre.billing.journal import Journal, read_segments, remove
-from aitre.billing.ledger_rows import apply_once, refund_open_holds, write_ops
+from aitre.billing.journal import Journal, remove
+from aitre.billing.recovery import replay
+from aitre.billing.writer import Quarantine, Written, write_batch
 from aitre.periodic import cancel, every
-from aitre.store.bulk import insert_rows
-from aitre.store.models import UsageLog
 
 log = logging.getLogger(__name__)
 
-USAGE_COLUMNS = (
-    "created_at", "request_id", "user_id", "token_id", "channel_id", "endpoint", "model", "upstream_model",
-    "stream", "prompt_tokens", "completion_tokens", "usage_estimated", "status_code", "error", "latency_ms",
-    "ttfb_ms", "client_ip", "quota", "attempts",
-)  # fmt: skip
 _LEDGER, _USAGE = "l", "u"
 # Write as soon as this many usage rows wait, even before the interval: bigger batches cost less
 # per row, but every waiting row is memory.
 _FLUSH_ROWS = 1000
-
-
-_USAGE_FIELDS = operator.itemgetter(*USAGE_COLUMNS[:-1])
-
-
-def usage_values(row: dict[str, Any]) -> tuple[Any, ...]:
-    """A usage row as the insert's parameters (thousands a second: one C call, not a loop)."""
-    try:
-        values: tuple[Any, ...] = _USAGE_FIELDS(row)
-    except KeyError:  # a row journaled with a field missing: NULL it
-        values = tuple(row.get(c) for c in USAGE_COLUMNS[:-1])
-    attempts = row.get("attempts")
-    return (*values, orjson.dumps(attempts if attempts is not None else []).decode())
 
 
 class Books:
@@ -62,19 +45,30 @@ class Books:
         name: str = "main",
         flush_seconds: float = 0.2,
         fsync: bool = False,
+        owner: Callable[[], str] | None = None,
+        max_pending: int = 100_000,
+        quarantine: Quarantine | None = None,
     ) -> None:
         """Journals live in `journal_root/<name>`: one folder per process, so that several
-        workers never write, rotate or delete each other's segments."""
+        workers never write, rotate or delete each other's segments. `owner()`: the instance
+        id reserve rows are stamped with when written (it changes if the instance registers
+        again)."""
         self._sessions = sessions
         self._root = journal_root
         self._journal = Journal(journal_root / name, fsync=fsync)
         self._flush_seconds = flush_seconds
+        self.owner = owner or (lambda: name)
+        self._max_pending = max(1, max_pending)
+        self.quarantine = quarantine or Quarantine(journal_root.parent / "quarantine")
         self.ops: list[dict[str, Any]] = []  # ledger operations not yet in the database
         self.rows: list[dict[str, Any]] = []  # usage-log rows not yet in the database
+        self._spilled = False  # usage rows in the journal only (over the bound)
         self.lock = asyncio.Lock()
         self._task: asyncio.Task[None] | None = None
         self.written = 0
-        self.on_flushed: list[Callable[[], None]] = []
+        # Ledger operations the database did not take (an ending whose hold had already ended,
+        # a refused row): the live balances, which applied them, take them back.
+        self.on_unwritten: Callable[[list[dict[str, Any]]], None] | None = None
         self._deferring = False
         self._wake = asyncio.Event()
 
@@ -95,13 +89,20 @@ class Books:
 
     def usage(self, row: dict[str, Any]) -> None:
         row["t"] = _USAGE
-        self.rows.append(row)
-        if len(self.rows) >= _FLUSH_ROWS:
-            self._wake.set()
+        if len(self.rows) + len(self.ops) >= self._max_pending:
+            self._spilled = True  # memory is bounded; the journal keeps it
+        else:
+            self.rows.append(row)
+            if len(self.rows) >= _FLUSH_ROWS:
+                self._wake.set()
         if self._deferring:
             self._journal.add(row)
         else:
             self._journal.append_soon(row)  # a log row, not money: one write per loop turn is enough
+
+    def full(self) -> bool:
+        """Whether the entries waiting for the database reached the bound: no new reservations."""
+        return len(self.ops) + len(self.rows) >= self._max_pending
 
     def defer(self) -> None:
         """Until `write_deferred()`: buffer what is appended, then write it all at once. The end
@@ -118,77 +119,60 @@ class Books:
             await self.flush_locked()
 
     async def flush_locked(self) -> None:
-        if not self.ops and not self.rows:
+        if not self.ops and not self.rows and not self._spilled:
             return
-        ops, rows = self.ops, self.rows
-        self.ops, self.rows = [], []
-        segments = self._journal.rotate()
+        ops, rows, spilled = self.ops, self.rows, self._spilled
+        self.ops, self.rows, self._spilled = [], [], False
         try:
-            async with self._sessions() as session, session.begin():
-                if ops:
-                    await write_ops(session, ops)
-                if rows:
-                    await insert_rows(
-                        await session.connection(),
-                        "usage_logs",
-                        USAGE_COLUMNS,
-                        [usage_values(r) for r in rows],
-                    )
-        except BaseException:
-            self.ops[:0], self.rows[:0] = ops, rows  # keep them, in order, for the next try
-            raise
-        remove(segments)
-        self.written += len(rows)
-
-    async def recover(self) -> list[dict[str, Any]]:
-        """Replay what earlier processes journaled but never wrote (every folder under the
-        journal root), and refund the reservations of requests that died with them. Returns
-        the refunds made. Run before serving, by the only process using the database's
-        journals: the single worker, or the parent of several before it starts them."""
-        own = self._journal.rotate()
-        others = [
-            p
-            for p in sorted(self._root.glob("**/*.jsonl"))
-            if p not in own and p.parent != self._journal.folder
-        ]
-        leftovers = others + own
-        entries = list(read_segments(leftovers))
-        ops = [e for e in entries if e.get("t", _LEDGER) == _LEDGER and "op" in e]
-        rows = [e for e in entries if e.get("t") == _USAGE]
-        async with self._sessions() as session, session.begin():
-            for op in ops:
-                await apply_once(session, op)
-            missing = await _missing_rows(session, rows)
-            if missing:
-                await insert_rows(
-                    await session.connection(),
-                    "usage_logs",
-                    USAGE_COLUMNS,
-                    [usage_values(r) for r in missing],
+            segments = self._journal.rotate()
+        except OSError:
+            # The current segment stays as it is (replayed, harmlessly, by the next start).
+            log.exception("the journal could not start a new segment")
+            segments = []
+        written, caught_up = Written(), Written()
+        try:
+            await write_batch(self._sessions, ops, rows, self.owner(), self.quarantine, written)
+            if spilled and segments:  # the rows kept in the journal only, from the closed segments
+                await replay(
+                    self._sessions, segments, self.owner(), self.quarantine, caught_up, usage_only=True
                 )
-            refunded = await refund_open_holds(session)
-        remove(leftovers)
-        for folder in {p.parent for p in others}:
-            with contextlib.suppress(OSError):
-                folder.rmdir()
-        if entries or refunded:
-            log.warning(
-                "recovery: replayed %d ledger operations and %d usage rows, refunded %d interrupted requests",
-                len(ops),
-                len(missing),
-                len(refunded),
-            )
-        return refunded
+            elif spilled:
+                self._spilled = True
+        except BaseException:
+            if written.rest is not None:
+                self.ops[:0], self.rows[:0] = written.rest  # kept, in order, for the next try
+            self._spilled = self._spilled or spilled
+            raise
+        finally:
+            unwritten = written.unwritten_ops()
+            if unwritten and self.on_unwritten is not None:
+                self.on_unwritten(unwritten)
+        remove(segments)
+        self.written += written.rows + caught_up.rows
 
     def start(self) -> None:
         failed = "writing the books failed; will retry (the journal keeps everything)"
         self._task = every(self._flush_seconds, self.flush, "books-writer", failed, self._wake)
 
-    async def stop(self) -> None:
-        await cancel(self._task)
-        self._task = None
-        await self.flush()
-        self.close()
+    async def stop(self) -> bool:
+        """Stop the writer and write what waits. Returns whether all of it is in the database;
+        if not, the journal keeps it for the next start."""
+        async with self.lock:  # a write in progress ends first: never cancelled half-way
+            await cancel(self._task)
+            self._task = None
+            try:
+                await self.flush_locked()
+            except Exception:
+                log.exception(
+                    "writing the books at shutdown failed; the journal keeps them for the next start"
+                )
+        done = not self.ops and not self.rows and not self._spilled
+        try:
+            self.close()
+        except OSError:
+            log.exception("closing the journal failed")
+            done = False
+        return done
 
     def close(self) -> None:
         """Close the journal; its folder goes too when nothing in it still needs writing."""
@@ -199,11 +183,3 @@ class Books:
             remove(leftovers)
             with contextlib.suppress(OSError):
                 folder.rmdir()
-
-
-async def _missing_rows(session: AsyncSession, rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    if not rows:
-        return []
-    ids = [r["request_id"] for r in rows]
-    known = set(await session.scalars(select(UsageLog.request_id).where(UsageLog.request_id.in_(ids))))
-    return [r for r in rows if r["request_id"] not in known]

@@ -1,63 +1,113 @@
-"""How ledger operations become rows: batched writes with the balance updates they imply,
-idempotent replay after a crash, and the refund of reservations whose request never ended."""
+"""How ledger operations become rows: batched writes with the balance updates they imply, and
+the one rule that makes a hold end exactly once.
+
+A reserve row is open until its `ended_at` is set. Whoever ends a hold whose reserve row is
+already in the database (its owner in a later batch, another process by id, a recovering
+instance) sets `ended_at` with a conditional `UPDATE ... WHERE ended_at IS NULL` in the same
+transaction as the ending row; the database lets one of them through, and the others' endings
+are dropped. A reservation and its settlement in the same batch (the usual case) become one
+`charge` row: nobody else can have seen that hold.
+"""
 
 from __future__ import annotations
 
-import time
 from collections import defaultdict
+from collections.abc import Sequence
 from typing import Any
 
-from sqlalchemy import select, text
+from sqlalchemy import String, bindparam, text
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from aitre.store.bulk import insert_rows
-from aitre.store.models import LedgerEntry
+from aitre.store.models import OPEN_RESERVE, now_ms
 
-_LEDGER_COLUMNS = ("created_at", "user_id", "token_id", "hold_id", "kind", "amount", "token_amount", "note")
+LEDGER_COLUMNS = (
+    "created_at", "user_id", "token_id", "hold_id", "kind", "amount", "token_amount", "note", "owner",
+    "ended_at",
+)  # fmt: skip
+ENDINGS = ("settle", "refund")
+_CHUNK = 500  # ids per IN (...) list
 
 
-def ledger_rows(ops: list[dict[str, Any]]) -> list[tuple[Any, ...]]:
-    """The rows for a batch of operations, in order. A request whose reservation and settlement
-    are in the same batch (the usual case) gets one `charge` row: half the rows, the same sums.
-    Refunds stay explicit."""
+def ledger_rows(ops: Sequence[dict[str, Any]], owner: str | None) -> tuple[list[tuple[Any, ...]], list[int]]:
+    """The rows for a batch of operations, in order, and the positions (in `ops`) of endings
+    whose reservation is not in the batch: those end a reserve row already in the database.
+
+    Reserve rows are stamped with `owner` (the instance writing them), durable ones with none.
+    A reservation settled in the same batch becomes one `charge` row: half the rows, the same
+    sums. A refund stays explicit, and its reserve row is written already ended."""
     rows: list[tuple[Any, ...]] = []
     reserved: dict[str, int] = {}
-    for op in ops:
+    outside: list[int] = []
+    for i, op in enumerate(ops):
         kind, hold = op["op"], op["hold_id"]
-        if kind == "settle" and hold in reserved:
-            i = reserved.pop(hold)
-            r = rows[i]
-            rows[i] = (
-                op["ts"],
-                r[1],
-                r[2],
-                hold,
-                "charge",
-                r[5] + op["amount"],
-                r[6] + op["token_amount"],
-                op["note"],
-            )
-            continue
-        if kind == "reserve":
+        if kind == "settle" or kind == "refund":
+            j = reserved.pop(hold, None)
+            if j is None:
+                outside.append(i)
+            elif kind == "settle":
+                r = rows[j]
+                rows[j] = (op["ts"], r[1], r[2], hold, "charge", r[5] + op["amount"],
+                           r[6] + op["token_amount"], op["note"], None, None)  # fmt: skip
+                continue
+            else:
+                rows[j] = (*rows[j][:9], op["ts"])
+        elif kind == "reserve":
             reserved[hold] = len(rows)
+        stamp = owner if kind == "reserve" and not op.get("durable") else None
         rows.append(
-            (
-                op["ts"],
-                op["user_id"],
-                op.get("token_id"),
-                hold,
-                kind,
-                op["amount"],
-                op["token_amount"],
-                op["note"],
-            )
-        )
-    return rows
+            (op["ts"], op["user_id"], op.get("token_id"), hold, kind, op["amount"], op["token_amount"],
+             op["note"], stamp, None)
+        )  # fmt: skip
+    return rows, outside
 
 
-async def write_ops(session: AsyncSession, ops: list[dict[str, Any]]) -> None:
-    rows = ledger_rows(ops)
-    await insert_rows(await session.connection(), "ledger", _LEDGER_COLUMNS, rows)
+async def write_ops(
+    session: AsyncSession, ops: Sequence[dict[str, Any]], owner: str | None
+) -> list[dict[str, Any]]:
+    """Write a batch of operations and the balance changes they make, in the caller's
+    transaction. Returns the endings dropped because their hold had already ended (refunded
+    by a recovering instance, say) or was never written: they change nothing."""
+    rows, outside = ledger_rows(ops, owner)
+    dropped: list[dict[str, Any]] = []
+    if outside:
+        ended = await end_reserves(session, {ops[i]["hold_id"] for i in outside})
+        for i in outside:
+            hold = ops[i]["hold_id"]
+            if hold in ended:
+                ended.discard(hold)  # a second ending of the same hold is dropped
+            else:
+                dropped.append(ops[i])
+        if dropped:
+            gone = {id(op) for op in dropped}
+            ops = [op for op in ops if id(op) not in gone]
+            rows, _ = ledger_rows(ops, owner)
+    await apply_rows(session, rows, ops)
+    return dropped
+
+
+async def end_reserves(session: AsyncSession, holds: set[str] | list[str]) -> set[str]:
+    """Mark these holds' open reserve rows ended; returns the holds that were open (and are
+    now this transaction's to end)."""
+    ended: set[str] = set()
+    ids = list(holds)
+    stmt = text(
+        f"UPDATE ledger SET ended_at = :now WHERE {OPEN_RESERVE} AND hold_id IN :ids RETURNING hold_id"
+    ).bindparams(bindparam("ids", expanding=True, type_=String()))
+    now = now_ms()
+    for start in range(0, len(ids), _CHUNK):
+        result = await session.execute(stmt, {"now": now, "ids": ids[start : start + _CHUNK]})
+        ended.update(r[0] for r in result)
+    return ended
+
+
+async def apply_rows(
+    session: AsyncSession, rows: list[tuple[Any, ...]], ops: Sequence[dict[str, Any]]
+) -> None:
+    """Insert ledger rows and move the balance columns by what their operations say."""
+    if not rows:
+        return
+    await insert_rows(await session.connection(), "ledger", LEDGER_COLUMNS, rows)
     users: dict[int, list[int]] = defaultdict(lambda: [0, 0, 0])
     tokens: dict[int, list[int]] = defaultdict(lambda: [0, 0])
     for op in ops:
@@ -86,49 +136,54 @@ async def write_ops(session: AsyncSession, ops: list[dict[str, Any]]) -> None:
         )
 
 
-async def apply_once(session: AsyncSession, op: dict[str, Any]) -> None:
-    """Replay one journaled operation unless the database already has it (as its own row, or,
-    for a reservation or settlement, folded into a `charge` row)."""
-    kinds = [op["op"], "charge"] if op["op"] in ("reserve", "settle") else [op["op"]]
-    exists = await session.scalar(
-        select(LedgerEntry.id)
-        .where(LedgerEntry.hold_id == op["hold_id"], LedgerEntry.kind.in_(kinds))
-        .limit(1)
+def refund_op(hold_id: str, user_id: int, token_id: int | None, reserved: int, token_reserved: int,
+              note: str) -> dict[str, Any]:  # fmt: skip
+    """The refund of a reserve row (`reserved`, `token_reserved`: its negative amounts)."""
+    return {
+        "op": "refund",
+        "hold_id": hold_id,
+        "user_id": user_id,
+        "token_id": token_id,
+        "amount": -reserved,
+        "token_amount": -token_reserved,
+        "used": 0,
+        "count": 0,
+        "note": note,
+        "ts": now_ms(),
+    }
+
+
+async def refund_open(
+    session: AsyncSession, owned_by: str, params: dict[str, Any], note: str, expanding: Sequence[str] = ()
+) -> list[dict[str, Any]]:
+    """End and refund, in the caller's transaction, every open reserve row whose owner matches
+    `owned_by` (an SQL condition on `owner`; `expanding`: its parameters that are lists of
+    strings, for `IN :name`). Rows another transaction ends first are skipped:
+    each hold is refunded once, however many recoverers run at the same moment."""
+    stmt = text(
+        f"UPDATE ledger SET ended_at = :now WHERE {OPEN_RESERVE} AND ({owned_by}) "
+        "RETURNING hold_id, user_id, token_id, amount, token_amount"
     )
-    if exists is None:
-        await write_ops(session, [op])
+    if expanding:
+        stmt = stmt.bindparams(*(bindparam(name, expanding=True, type_=String()) for name in expanding))
+    result = await session.execute(stmt, {"now": now_ms(), **params})
+    ops = [refund_op(h, u, t, int(a), int(ta or 0), note) for h, u, t, a, ta in result]
+    if ops:
+        await apply_rows(session, ledger_rows(ops, None)[0], ops)
+    return ops
 
 
-async def refund_open_holds(session: AsyncSession) -> list[dict[str, Any]]:
-    """Refund every request reservation that has no settle or refund: its request died with us.
-
-    Task holds (`task_*`) belong to the task engine, which resumes them instead.
-    """
-    rows = (
+async def open_hold(session: AsyncSession, hold_id: str) -> tuple[int, int | None, int, int] | None:
+    """An open reserve row: user id, key id, and the units it reserved (positive) from each."""
+    row = (
         await session.execute(
             text(
-                "SELECT r.hold_id, r.user_id, r.token_id, r.amount, r.token_amount FROM ledger r "
-                "WHERE r.kind = 'reserve' AND r.hold_id NOT LIKE 'task\\_%' ESCAPE '\\' AND NOT EXISTS "
-                "(SELECT 1 FROM ledger e WHERE e.hold_id = r.hold_id "
-                "AND e.kind IN ('settle', 'refund', 'charge'))"
-            )
+                "SELECT user_id, token_id, amount, token_amount FROM ledger "
+                f"WHERE hold_id = :h AND {OPEN_RESERVE}"
+            ),
+            {"h": hold_id},
         )
-    ).all()
-    ops = [
-        {
-            "op": "refund",
-            "hold_id": hold_id,
-            "user_id": user_id,
-            "token_id": token_id,
-            "amount": -amount,
-            "token_amount": -token_amount,
-            "used": 0,
-            "count": 0,
-            "note": "refunded on restart: the request was interrupted",
-            "ts": int(time.time() * 1000),
-        }
-        for hold_id, user_id, token_id, amount, token_amount in rows
-    ]
-    if ops:
-        await write_ops(session, ops)
-    return ops
+    ).first()
+    if row is None:
+        return None
+    return int(row[0]), row[1], -int(row[2]), -int(row[3] or 0)

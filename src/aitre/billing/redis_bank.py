@@ -4,8 +4,8 @@ Redis, checked and taken by one Lua script, so processes and instances share the
 The database stays the record: every operation goes to the books (journaled, written in
 batches, `users.quota == SUM(ledger)`), and Redis is loaded from it on first use of a balance.
 Changes made outside a request (top-ups, redeem codes, a key's new quota) are applied to Redis
-after they commit (`apply_external`). A settlement is capped at what was reserved, as in
-`SharedBank`: only the reservation is known to be affordable.
+after they commit (`apply_external`), and so are refunds made by recovery (`absorb`). A
+settlement is capped at what was reserved, as in every bank (`holds.capped`).
 """
 
 from __future__ import annotations
@@ -22,6 +22,8 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from aitre.billing.bank import Hold, billing_unavailable, credit_op, hold_op, insufficient
 from aitre.billing.books import Books
+from aitre.billing.holds import books_backlogged, capped, check_durable, commit_durable, end_by_id
+from aitre.billing.recovery import undo
 from aitre.store.models import Token, User
 
 log = logging.getLogger(__name__)
@@ -52,6 +54,16 @@ if redis.call('EXISTS', KEYS[1]) == 1 then return redis.call('INCRBY', KEYS[1], 
 return false
 """
 
+# KEYS: balances; ARGV: what to add to each. A balance not loaded (the next load reads the
+# database, which has the change) or unlimited ("U") is left alone.
+_ADD_ALL = """
+for i, key in ipairs(KEYS) do
+  local v = redis.call('GET', key)
+  if v and v ~= 'U' then redis.call('INCRBY', key, ARGV[i]) end
+end
+return #KEYS
+"""
+
 
 def namespace(database_url: str) -> str:
     """Keys per database, so deployments sharing a Redis never mix balances."""
@@ -73,6 +85,23 @@ class RedisBalances:
 
     def token_key(self, token_id: int) -> str:
         return f"{self.ns}:t:{token_id}"
+
+    def changes(self, changes: list[dict[str, Any]]) -> dict[str, int]:
+        """The Redis keys and amounts for balance changes (`user_id`, `amount`, and for a key
+        with its own quota `token_id`, `token_amount`)."""
+        out: dict[str, int] = {}
+        for c in changes:
+            key = self.user_key(c["user_id"])
+            out[key] = out.get(key, 0) + int(c["amount"])
+            if c.get("token_id") is not None and c.get("token_amount"):
+                key = self.token_key(c["token_id"])
+                out[key] = out.get(key, 0) + int(c["token_amount"])
+        return {k: v for k, v in out.items() if v}
+
+    async def add(self, amounts: dict[str, int]) -> None:
+        """Add to loaded balances, in one round trip."""
+        if amounts:
+            await self.redis.eval(_ADD_ALL, len(amounts), *amounts.keys(), *amounts.values())
 
     async def add_to_user(self, user_id: int, amount: int) -> None:
         """A committed change to a balance: apply it if the balance is loaded (else the next
@@ -101,9 +130,11 @@ class RedisBank:
         self._books = books
         self.balances = balances
         self._script = balances.redis.register_script(_RESERVE)
+        self._add = balances.redis.register_script(_ADD_ALL)
         self._open: dict[str, Hold] = {}
-        self._owed: dict[str, int] = {}  # Redis balance key -> units reservations did not use
+        self._owed: dict[str, int] = {}  # Redis balance key -> units owed to it (or, negative, by it)
         self._giving: asyncio.Task[None] | None = None
+        books.on_unwritten = self._take_back
 
     async def _load_user(self, user_id: int) -> None:
         async with self._sessions() as session:
@@ -119,6 +150,8 @@ class RedisBank:
         await self.balances.redis.set(self.balances.token_key(token_id), value, nx=True)
 
     async def reserve(self, hold: Hold) -> None:
+        if self._books.full():
+            raise books_backlogged()
         keys = [
             self.balances.user_key(hold.user_id),
             self.balances.token_key(hold.token_id) if hold.token_id else "",
@@ -165,15 +198,21 @@ class RedisBank:
         if self._giving is None or self._giving.done():
             self._giving = asyncio.get_running_loop().create_task(self._give())
 
+    def _owe(self, amounts: dict[str, int]) -> None:
+        for key, amount in amounts.items():
+            self._owed[key] = self._owed.get(key, 0) + amount
+        if amounts and (self._giving is None or self._giving.done()):
+            self._giving = asyncio.get_running_loop().create_task(self._give())
+
     async def _give(self) -> None:
         await asyncio.sleep(0)  # let this loop turn's other settlements join the batch
         while self._owed:
             batch, self._owed = self._owed, {}
+            batch = {k: v for k, v in batch.items() if v}
+            if not batch:
+                continue
             try:
-                async with self.balances.redis.pipeline(transaction=True) as pipe:
-                    for key, amount in batch.items():
-                        pipe.incrby(key, amount)
-                    await pipe.execute()
+                await self._add(keys=list(batch), args=list(batch.values()))
             except Exception:
                 for key, amount in batch.items():
                     self._owed[key] = self._owed.get(key, 0) + amount
@@ -183,8 +222,7 @@ class RedisBank:
     def settle(self, hold: Hold, actual: int) -> int:
         if self._open.pop(hold.hold_id, None) is None:
             return 0
-        charge = max(0, min(actual, hold.amount))
-        note = "" if charge == actual else f"cost {actual} capped at the reserved {charge}"
+        charge, note = capped(hold.amount, actual)
         self._books.ledger(hold_op(hold, "settle", hold.amount - charge, used=charge, note=note), now=True)
         self._give_back(hold, hold.amount - charge)
         return charge
@@ -194,6 +232,45 @@ class RedisBank:
             return
         self._books.ledger(hold_op(hold, "refund", hold.amount, note=note), now=True)
         self._give_back(hold, hold.amount)
+
+    # --- holds that outlive the process ---------------------------------------------------------
+    async def reserve_durable(self, hold: Hold) -> None:
+        check_durable(hold)
+        await self.reserve(hold)
+        self._open.pop(hold.hold_id, None)
+        if not await commit_durable(self._books, self._sessions, hold.hold_id):
+            self._books.ledger(
+                hold_op(hold, "refund", hold.amount, note="the reservation could not be written"), now=True
+            )
+            self._give_back(hold, hold.amount)
+            raise billing_unavailable("The reservation could not be written to the database; retry shortly.")
+
+    async def settle_by_id(self, hold_id: str, actual: int) -> int:
+        hold = self._open.get(hold_id)
+        if hold is not None:
+            return self.settle(hold, actual)
+        op = await end_by_id(self._sessions, self._books, hold_id, actual, "", self._mirror)
+        return int(op["used"]) if op else 0
+
+    async def refund_by_id(self, hold_id: str, note: str = "") -> bool:
+        hold = self._open.get(hold_id)
+        if hold is not None:
+            self.refund(hold, note)
+            return True
+        return await end_by_id(self._sessions, self._books, hold_id, None, note, self._mirror) is not None
+
+    def _mirror(self, op: dict[str, Any]) -> None:
+        self._owe(self.balances.changes([op]))
+
+    def absorb(self, changes: list[dict[str, Any]]) -> None:
+        """Refunds made by recovery, and operations the database did not take, reach the
+        balances in Redis (owed until Redis has taken them)."""
+        self._owe(self.balances.changes(changes))
+
+    def _take_back(self, ops: list[dict[str, Any]]) -> None:
+        """Operations the database did not take (an ending whose hold was refunded meanwhile, a
+        refused row): what they gave back to Redis is taken again."""
+        self._owe(self.balances.changes([undo(op) for op in ops]))
 
     async def credit(self, user_id: int, amount: int, kind: str, hold_id: str, note: str = "") -> None:
         self._books.ledger(credit_op(user_id, amount, kind, hold_id, note), now=True)

@@ -4,26 +4,30 @@ is the authority on balances.
 A reservation is one transaction: a conditional `UPDATE ... WHERE quota >= amount` on the user
 (and on the key, when it has its own quota) and the `reserve` ledger row. The database serialises
 those updates, so however many processes race on one key, none can take more than is there.
-Settlements and refunds go through the books (journaled before the answer leaves, written in
-batches), like the single-process bank's. A settlement is capped at what was reserved: only the
-reservation is known to be affordable here, so an answer dearer than its estimate is not charged
-beyond it (the ledger note says so).
+The reserve row carries the id of this instance (`instances.py`), which owns the hold until it
+ends. Settlements and refunds go through the books (journaled before the answer leaves, written
+in batches), like the single-process bank's. A settlement is capped at what was reserved, as in
+every bank (`holds.capped`).
 """
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 from sqlalchemy import select, text
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from aitre.billing.bank import Hold, credit_op, hold_op, insufficient
+from aitre.billing.bank import Hold, billing_unavailable, credit_op, hold_op, insufficient
 from aitre.billing.books import Books
+from aitre.billing.holds import books_backlogged, capped, check_durable, end_by_id
+from aitre.billing.ledger_rows import LEDGER_COLUMNS
 from aitre.errors import ApiError
 from aitre.store.bulk import insert_rows
 from aitre.store.models import Token, User, now_ms
 
-_LEDGER_COLUMNS = ("created_at", "user_id", "token_id", "hold_id", "kind", "amount", "token_amount", "note")
+log = logging.getLogger(__name__)
 
 
 class SharedBank:
@@ -33,6 +37,17 @@ class SharedBank:
         self._open: dict[str, Hold] = {}
 
     async def reserve(self, hold: Hold) -> None:
+        if self._books.full():
+            raise books_backlogged()
+        try:
+            await self._reserve(hold)
+        except (DBAPIError, OSError) as exc:
+            log.warning("reserving in the database failed: %s", exc)
+            raise billing_unavailable("The gateway's database is not answering; retry shortly.") from None
+        if not hold.durable:
+            self._open[hold.hold_id] = hold
+
+    async def _reserve(self, hold: Hold) -> None:
         async with self._sessions() as session, session.begin():
             took = await session.execute(
                 text("UPDATE users SET quota = quota - :a WHERE id = :u AND quota >= :a"),
@@ -47,10 +62,10 @@ class SharedBank:
             hold.token_limited = False
             if hold.token_id is not None:
                 await self._take_from_key(session, hold)
+            owner = None if hold.durable else self._books.owner()
             row = (now_ms(), hold.user_id, hold.token_id, hold.hold_id, "reserve", -hold.amount,
-                   -hold.amount if hold.token_limited else 0, "")  # fmt: skip
-            await insert_rows(await session.connection(), "ledger", _LEDGER_COLUMNS, [row])
-        self._open[hold.hold_id] = hold
+                   -hold.amount if hold.token_limited else 0, "", owner, None)  # fmt: skip
+            await insert_rows(await session.connection(), "ledger", LEDGER_COLUMNS, [row])
 
     async def _take_from_key(self, session: AsyncSession, hold: Hold) -> None:
         took = await session.execute(
@@ -78,8 +93,7 @@ class SharedBank:
     def settle(self, hold: Hold, actual: int) -> int:
         if self._open.pop(hold.hold_id, None) is None:
             return 0
-        charge = max(0, min(actual, hold.amount))
-        note = "" if charge == actual else f"cost {actual} capped at the reserved {charge}"
+        charge, note = capped(hold.amount, actual)
         self._record(hold, "settle", hold.amount - charge, used=charge, note=note)
         return charge
 
@@ -87,6 +101,28 @@ class SharedBank:
         if self._open.pop(hold.hold_id, None) is None:
             return
         self._record(hold, "refund", hold.amount, used=0, note=note)
+
+    # --- holds that outlive the process ---------------------------------------------------------
+    async def reserve_durable(self, hold: Hold) -> None:
+        check_durable(hold)
+        await self.reserve(hold)  # one transaction: committed when it returns
+
+    async def settle_by_id(self, hold_id: str, actual: int) -> int:
+        hold = self._open.get(hold_id)
+        if hold is not None:
+            return self.settle(hold, actual)
+        op = await end_by_id(self._sessions, self._books, hold_id, actual, "", _nothing)
+        return int(op["used"]) if op else 0
+
+    async def refund_by_id(self, hold_id: str, note: str = "") -> bool:
+        hold = self._open.get(hold_id)
+        if hold is not None:
+            self.refund(hold, note)
+            return True
+        return await end_by_id(self._sessions, self._books, hold_id, None, note, _nothing) is not None
+
+    def absorb(self, changes: list[dict[str, Any]]) -> None:
+        """Nothing to do: the database is the authority."""
 
     def _record(self, hold: Hold, kind: str, amount: int, used: int, note: str) -> None:
         self._books.ledger(hold_op(hold, kind, amount, used, note), now=True)
@@ -120,3 +156,7 @@ class SharedBank:
 
     def open_holds(self) -> int:
         return len(self._open)
+
+
+def _nothing(op: dict[str, Any]) -> None:
+    """No live balances outside the database to move."""

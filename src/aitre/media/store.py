@@ -1,7 +1,10 @@
-"""The media store: generated files kept under `<data_dir>/media`, served at `/media/<name>`.
+"""The media store: files the gateway keeps (generated images, finished tasks' pictures and videos)
+and serves at `/media/<name>`.
 
-Names are 128-bit random ids, so a link is a capability (like OpenAI's signed URLs) and needs
-no key; the upstream's own links expire, ours do not (until retention removes them).
+`MediaStore` is the interface; `LocalMediaStore`, a folder (`<data_dir>/media`), is the default
+backend (step 9 adds S3 behind the same interface). Names are 128-bit random ids plus the file's
+extension, so a link is a capability (like OpenAI's signed URLs) and needs no key; the upstream's
+own links expire, ours do not, until retention removes them.
 """
 
 from __future__ import annotations
@@ -10,13 +13,17 @@ import asyncio
 import os
 import re
 import secrets
+import shutil
 import time
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import BinaryIO, Protocol
 
 from aitre.media.kinds import content_type, sniff
 
 _NAME = re.compile(r"^([A-Za-z0-9_-]{22})\.([a-z0-9]{2,5})$")
+_CHUNK = 256 * 1024
 
 
 @dataclass(frozen=True, slots=True)
@@ -27,7 +34,53 @@ class StoredMedia:
     content_type: str
 
 
-class MediaStore:
+@dataclass(frozen=True, slots=True)
+class MediaInfo:
+    name: str
+    size: int
+    content_type: str
+    modified: float  # epoch seconds
+
+
+class MediaStore(Protocol):
+    def url(self, name: str) -> str:
+        """The public link of a stored file."""
+        ...
+
+    async def save(self, data: bytes, ext: str | None = None) -> StoredMedia:
+        """Keep `data` under a new unguessable name (`ext`: sniffed from the bytes when None)."""
+        ...
+
+    async def save_file(self, path: Path, ext: str | None = None) -> StoredMedia:
+        """Keep the file at `path` (taken: it is moved or removed) under a new name."""
+        ...
+
+    async def stat(self, name: str) -> MediaInfo | None:
+        """Size and type of a stored file; None for anything that is not one of ours."""
+        ...
+
+    async def open(self, name: str, start: int = 0, end: int | None = None) -> AsyncIterator[bytes] | None:
+        """The bytes `start` to `end` (inclusive; None: to the end) of a stored file, in chunks;
+        None when there is no such file."""
+        ...
+
+    async def delete(self, name: str) -> bool:
+        """Remove a stored file; whether it was there."""
+        ...
+
+    async def sweep(self, older_than_s: float) -> int:
+        """Retention: remove files older than `older_than_s`; returns how many."""
+        ...
+
+    def locate(self, name: str) -> Path | None:
+        """A local file behind the name, when the backend has one (served with sendfile);
+        None otherwise (then `open` serves it)."""
+        ...
+
+
+class LocalMediaStore:
+    """Files under `root`, two levels of folders by the name's first characters."""
+
     def __init__(self, root: Path, public_base: str) -> None:
         self.root = root
         self.public_base = public_base.rstrip("/")
@@ -35,24 +88,72 @@ class MediaStore:
     def _path(self, media_id: str, ext: str) -> Path:
         return self.root / media_id[:2] / media_id[2:4] / f"{media_id}.{ext}"
 
+    def url(self, name: str) -> str:
+        return f"{self.public_base}/media/{name}"
+
+    def _new(self, ext: str) -> tuple[str, Path]:
+        media_id = secrets.token_urlsafe(16)
+        return f"{media_id}.{ext}", self._path(media_id, ext)
+
+    def _stored(self, name: str, size: int, ext: str) -> StoredMedia:
+        return StoredMedia(name, self.url(name), size, content_type(ext))
+
     async def save(self, data: bytes, ext: str | None = None) -> StoredMedia:
         ext = ext or sniff(data)
-        media_id = secrets.token_urlsafe(16)
-        path = self._path(media_id, ext)
+        name, path = self._new(ext)
         await asyncio.to_thread(_write_atomic, path, data)
-        name = f"{media_id}.{ext}"
-        return StoredMedia(name, f"{self.public_base}/media/{name}", len(data), content_type(ext))
+        return self._stored(name, len(data), ext)
+
+    async def save_file(self, path: Path, ext: str | None = None) -> StoredMedia:
+        if ext is None:
+            with path.open("rb") as fh:
+                ext = sniff(fh.read(16))
+        name, dest = self._new(ext)
+        size = await asyncio.to_thread(_move, path, dest)
+        return self._stored(name, size, ext)
 
     def locate(self, name: str) -> Path | None:
-        """The file behind a public name, or None for anything that is not one of ours."""
         match = _NAME.match(name)
         if match is None:
             return None
         path = self._path(match.group(1), match.group(2))
         return path if path.is_file() else None
 
+    async def stat(self, name: str) -> MediaInfo | None:
+        path = self.locate(name)
+        if path is None:
+            return None
+        try:
+            st = path.stat()
+        except FileNotFoundError:
+            return None
+        return MediaInfo(name, st.st_size, content_type(path.suffix.lstrip(".")), st.st_mtime)
+
+    async def open(self, name: str, start: int = 0, end: int | None = None) -> AsyncIterator[bytes] | None:
+        path = self.locate(name)
+        if path is None:
+            return None
+        try:
+            fh: BinaryIO = await asyncio.to_thread(path.open, "rb")
+        except FileNotFoundError:
+            return None
+        return _chunks(fh, start, end)
+
+    async def delete(self, name: str) -> bool:
+        path = self.locate(name)
+        if path is None:
+            return False
+        try:
+            path.unlink()
+        except FileNotFoundError:
+            return False
+        return True
+
+    async def sweep(self, older_than_s: float) -> int:
+        return await asyncio.to_thread(self.purge_older_than, older_than_s)
+
     def purge_older_than(self, seconds: float) -> int:
-        """Delete files older than `seconds`; returns how many. Runs in a thread."""
+        """Delete files older than `seconds`; returns how many. Blocking: runs in a thread."""
         cutoff = time.time() - seconds
         removed = 0
         for path in self.root.glob("*/*/*"):
@@ -65,9 +166,33 @@ class MediaStore:
         return removed
 
 
+async def _chunks(fh: BinaryIO, start: int, end: int | None) -> AsyncIterator[bytes]:
+    try:
+        await asyncio.to_thread(fh.seek, start)
+        left = None if end is None else max(0, end - start + 1)
+        while left is None or left > 0:
+            want = _CHUNK if left is None else min(_CHUNK, left)
+            chunk = await asyncio.to_thread(fh.read, want)
+            if not chunk:
+                return
+            if left is not None:
+                left -= len(chunk)
+            yield chunk
+    finally:
+        fh.close()
+
+
 def _write_atomic(path: Path, data: bytes) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_suffix(path.suffix + ".part")
     with open(tmp, "wb") as fh:
         fh.write(data)
     os.replace(tmp, path)
+
+
+def _move(src: Path, dest: Path) -> int:
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    tmp = dest.with_suffix(dest.suffix + ".part")
+    shutil.move(src, tmp)  # a rename on the same file system, else a copy and a removal
+    os.replace(tmp, dest)
+    return dest.stat().st_size

@@ -20,6 +20,7 @@ from sqlalchemy import (
     String,
     Text,
     UniqueConstraint,
+    text,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
@@ -159,10 +160,21 @@ class Price(Base):
     updated_at: Mapped[int] = mapped_column(BigInteger, default=now_ms)
 
 
+# The open holds: reserve rows not yet ended. Small (requests in flight, tasks running), and what
+# recovery and the by-id end look up.
+OPEN_RESERVE = "kind = 'reserve' AND ended_at IS NULL"
+
+
 class LedgerEntry(Base):
     """Every change to a balance. `hold_id` ties the entries of one request (or task) together:
-    a `reserve` (negative), then exactly one `settle` (the difference) or `refund` (all back).
-    Balances are derived state: users.quota == SUM(amount) per user, always."""
+    a `reserve` (negative), then exactly one `settle` (the difference) or `refund` (all back), or
+    both as one `charge` row when they were written together. Balances are derived state:
+    users.quota == SUM(amount) per user, always.
+
+    A reserve row is a durable hold: `owner` is the gateway instance that ends it (NULL: a
+    durable hold, e.g. a task's, ended only by id), `ended_at` is set, exactly once, by whoever
+    ends it; an ending is written only together with that update, so a hold ends once whoever
+    (the owner, another process by id, a recovering instance) tries."""
 
     __tablename__ = "ledger"
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
@@ -174,8 +186,37 @@ class LedgerEntry(Base):
     amount: Mapped[int] = mapped_column(BigInteger)
     token_amount: Mapped[int] = mapped_column(BigInteger, default=0)
     note: Mapped[str] = mapped_column(Text, default="")
+    owner: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    ended_at: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
 
-    __table_args__ = (UniqueConstraint("hold_id", "kind", name="uq_ledger_hold_kind"),)
+    __table_args__ = (
+        UniqueConstraint("hold_id", "kind", name="uq_ledger_hold_kind"),
+        Index(
+            "ix_ledger_open_reserves",
+            "owner",
+            sqlite_where=text(OPEN_RESERVE),
+            postgresql_where=text(OPEN_RESERVE),
+        ),
+    )
+
+
+class Instance(Base):
+    """A running gateway process (each worker is one). It heartbeats; one whose heartbeat is
+    older than `AITRE_INSTANCE_DEAD_SECONDS` is gone, and the first live instance to claim it
+    (`recovered_by`) refunds its open holds. `node` is the data folder it runs from (its journal
+    is there): a restart on the same folder recovers its earlier incarnations at once. Times come
+    from the database's clock, so machines with skewed clocks agree on who is gone."""
+
+    __tablename__ = "instances"
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    node: Mapped[str] = mapped_column(String(64), index=True)
+    hostname: Mapped[str] = mapped_column(String(255), default="")
+    pid: Mapped[int] = mapped_column(Integer, default=0)
+    started_at: Mapped[int] = mapped_column(BigInteger)
+    heartbeat_at: Mapped[int] = mapped_column(BigInteger)
+    stopped_at: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
+    recovered_by: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    recovered_at: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
 
 
 class RedeemCode(Base):
