@@ -15,7 +15,7 @@ from starlette.types import ASGIApp
 
 from aitre.adapters.registry import build_registry
 from aitre.api import audio, chat, completions, embeddings, health, images, media, models
-from aitre.api.fastpath import Gateway, Handler
+from aitre.api.fastpath import Gateway, Handler, PrefixRoute
 from aitre.api.mj import submit as mj_submit
 from aitre.api.mj import tasks as mj_tasks
 from aitre.billing.accountant import Accountant
@@ -86,11 +86,12 @@ def _fast_routes() -> dict[tuple[str, str], Handler]:
     return routes
 
 
-def _prefix_routes() -> list[tuple[str, str, Handler]]:
+def _prefix_routes() -> list[PrefixRoute]:
     return [
-        ("/v1/models/", "model", models.get_model),
-        ("/media/", "name", media.get_media),
-        ("/mj/task/", "rest", mj_tasks.by_path),  # /mj/task/{id}/fetch, /mj/task/{id}/image-seed
+        PrefixRoute("/v1/models/", "model", models.get_model),
+        PrefixRoute("/media/", "name", media.get_media),
+        PrefixRoute("/mj/task/", "id", mj_tasks.fetch, "/fetch"),
+        PrefixRoute("/mj/task/", "id", mj_tasks.image_seed, "/image-seed"),
     ]
 
 

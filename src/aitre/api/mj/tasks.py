@@ -24,18 +24,8 @@ MAX_IDS = 100
 LIST_MAX = 100
 
 
-async def by_path(request: Request) -> Response:
-    """`/mj/task/<id>/fetch` and `/mj/task/<id>/image-seed` (the fast path's prefix route)."""
-    rest = request.scope["path_params"]["rest"]
-    task_id, _, what = rest.partition("/")
-    if what == "fetch":
-        return await fetch(request, task_id)
-    if what == "image-seed":
-        return await image_seed(request, task_id)
-    raise ApiError(404, f"No route {request.url.path}.", code="not_found")
-
-
-async def fetch(request: Request, task_id: str) -> Response:
+async def fetch(request: Request) -> Response:
+    task_id = request.scope["path_params"]["id"]
     state, caller, tasks = await begin(request)
     task = await tasks.get(task_id, caller.user_id) if is_task_id(task_id) else None
     if task is None or task.kind != KIND:
@@ -44,7 +34,8 @@ async def fetch(request: Request, task_id: str) -> Response:
     return json_response(render(task, state.media))
 
 
-async def image_seed(request: Request, task_id: str) -> Response:
+async def image_seed(request: Request) -> Response:
+    task_id = request.scope["path_params"]["id"]
     state, caller, tasks = await begin(request)
     task = await tasks.get(task_id, caller.user_id) if is_task_id(task_id) else None
     if task is None or task.kind != KIND:
