@@ -23,6 +23,7 @@ from aitre.adapters.base import Retryable
 from aitre.errors import ApiError
 from aitre.media.kinds import content_type
 from aitre.mj.pricing import mode_of, units
+from aitre.mj.tasks import render
 from aitre.tasks.protocol import (
     CANCELLED,
     FAILED,
@@ -44,6 +45,7 @@ if TYPE_CHECKING:
     from aitre.media.store import StoredMedia
     from aitre.relay.job import RelayJob
     from aitre.state import AppState
+    from aitre.tasks.registry import TaskRegistry
 
 CHANNEL_TYPES = ("midjourney-proxy", "simulator")
 MAX_BUTTONS = 40
@@ -259,3 +261,12 @@ class MjProxyAdapter:
 
     async def balance(self, state: AppState, channel: ChannelInfo) -> Decimal | None:
         return None  # midjourney-proxy reports no balance
+
+
+def register(registry: TaskRegistry) -> None:
+    """The MJ kind in the task registry: its protocol on midjourney-proxy channels and on the
+    simulator (which speaks midjourney-proxy under `/mj`), and its task object."""
+    protocol = MjProxyProtocol()
+    for channel_type in CHANNEL_TYPES:
+        registry.add_protocol(channel_type, protocol)
+    registry.add_renderer("mj", render)
