@@ -5,19 +5,10 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
-import httpx
 import pytest
 
-from tests.mj.kit import Mj, new_user
+from tests.mj.kit import FAST, Mj, fast_gateway, new_user
 from tests.support.processes import Gateway
-
-FAST = {"AITRE_TASK_POLL_MIN_SECONDS": "0.05", "AITRE_TASK_POLL_MAX_SECONDS": "0.2"}
-
-
-def fast_gateway(gw: Gateway) -> Gateway:
-    gw.start()
-    httpx.post(gw.url + "/sim/_sim/config", json={"mj_step_seconds": 0.05}).raise_for_status()
-    return gw
 
 
 @pytest.fixture(scope="package")

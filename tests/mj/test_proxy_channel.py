@@ -1,0 +1,82 @@
+"""The `midjourney-proxy` channel type against a separate midjourney-proxy server (the simulator
+process, with its own key): added with the CLI, MJ tasks run there, pictures are copied into
+aitre's media store, and a button runs on the channel that ran its parent."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+
+from tests.mj.kit import FAST, Mj, new_user
+from tests.simulator.mjkit import picture
+from tests.support.processes import Gateway, Simulator
+
+
+def _sim(tmp: Path, name: str) -> Simulator:
+    sim = Simulator(tmp / name, key=f"{name}-secret").start()
+    httpx.post(sim.url + "/_sim/config", json={"mj_step_seconds": 0.05}).raise_for_status()
+    return sim
+
+
+@pytest.fixture
+def sims(tmp_path: Path) -> Iterator[tuple[Simulator, Simulator]]:
+    one, two = _sim(tmp_path, "one"), _sim(tmp_path, "two")
+    yield one, two
+    one.stop()
+    two.stop()
+
+
+def _mj_calls(sim: Simulator, path: str) -> int:
+    return sum(1 for e in sim.events() if e["path"].endswith(path))
+
+
+def test_tasks_run_on_a_midjourney_proxy_channel(tmp_path: Path, sims: tuple[Simulator, Simulator]) -> None:
+    one, two = sims
+    gw = Gateway(tmp_path / "gw", AITRE_SIMULATOR_ENABLED="false", **FAST)
+    gw.start()
+    try:
+        # no --models: every MJ action; a trailing /mj on the base URL is where /mj lives
+        gw.cli(
+            "channel",
+            "add",
+            "one",
+            "--type",
+            "midjourney-proxy",
+            "--base-url",
+            one.url + "/mj",
+            "--key",
+            "one-secret",
+        )
+        listed = gw.cli("channel", "list", "--json").stdout
+        assert "mj_imagine" in listed and "swap_face" in listed
+        with Mj(gw, new_user(gw)) as mj:
+            grid = mj.done("imagine", prompt="a proxied cat")
+            assert grid["imageUrl"].startswith(gw.url + "/media/")
+            assert picture(grid["imageUrl"]).size == (1024, 1024)
+            assert _mj_calls(one, "/mj/submit/imagine") == 1
+            assert _mj_calls(one, "/mj/task/list-by-condition") >= 1
+
+            # A second channel, preferred for new tasks; the button still runs where its parent ran.
+            gw.cli(
+                "channel",
+                "add",
+                "two",
+                "--type",
+                "midjourney-proxy",
+                "--base-url",
+                two.url,
+                "--key",
+                "two-secret",
+                "--priority",
+                "5",
+            )
+            up = mj.pressed(grid, "U4")
+            assert picture(up["imageUrl"]).size == (512, 512)
+            assert _mj_calls(one, "/mj/submit/action") == 1 and _mj_calls(two, "/mj/submit/action") == 0
+            again = mj.done("imagine", prompt="a cat on two")
+            assert _mj_calls(two, "/mj/submit/imagine") == 1 and again["status"] == "SUCCESS"
+    finally:
+        gw.stop()
