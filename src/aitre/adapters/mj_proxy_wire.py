@@ -49,9 +49,12 @@ def headers(channel: ChannelInfo) -> dict[str, str]:
 
 
 async def call(
-    state: AppState, channel: ChannelInfo, method: str, path: str, body: Any = None
+    state: AppState, channel: ChannelInfo, method: str, path: str, body: Any = None, makes_work: bool = False
 ) -> tuple[int, bytes]:
-    """One request to the proxy: (status, body). Raises Retryable when the channel is at fault."""
+    """One request to the proxy: (status, body). Raises Retryable when the channel is at fault.
+    `makes_work` (a submit): a failure after the request may have reached the proxy is raised as
+    the `UpstreamFailure` it is, never as Retryable: the proxy may have started a job, and
+    another channel's would be a second one."""
     timeouts = channel_timeouts(state, channel)
     payload = None if body is None else orjson.dumps(body)
     req = UpstreamRequest(method, proxy_root(channel) + path, headers(channel), payload)
@@ -62,6 +65,8 @@ async def call(
         finally:
             resp.release()
     except UpstreamFailure as failure:
+        if makes_work and failure.kind != "connect":
+            raise
         raise Retryable(error_from_failure(failure)) from failure
     if resp.status in (401, 403) or resp.status >= 500 or resp.status == 429:
         message = f"midjourney-proxy answered HTTP {resp.status}: {upstream_message(raw)}"
@@ -77,12 +82,13 @@ def _json(raw: bytes) -> Any:
 
 
 async def submit(state: AppState, channel: ChannelInfo, path: str, body: dict[str, Any]) -> SubmitAnswer:
-    status, raw = await call(state, channel, "POST", path, body)
+    status, raw = await call(state, channel, "POST", path, body, makes_work=True)
     data = _json(raw)
     if not isinstance(data, dict) or not isinstance(data.get("code"), int):
         if status >= 400:  # Spring's error object: the proxy refused the request's form
             return SubmitAnswer(4, f"midjourney-proxy refused the request (HTTP {status})", None, {})
-        raise Retryable(ApiError(502, "midjourney-proxy answered without a code", type="upstream_error"))
+        # It answered: the task may exist there, so this is no reason to submit elsewhere.
+        raise UpstreamFailure("protocol", "midjourney-proxy answered a submit without a code")
     result = data.get("result")
     props = data.get("properties")
     return SubmitAnswer(
