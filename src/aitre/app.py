@@ -16,6 +16,7 @@ from starlette.types import ASGIApp
 from aitre.adapters.registry import build_registry
 from aitre.api import audio, chat, completions, embeddings, health, images, media, models
 from aitre.api.fastpath import Gateway, Handler, PrefixRoute
+from aitre.api.mj import callback as mj_callback
 from aitre.api.mj import submit as mj_submit
 from aitre.api.mj import tasks as mj_tasks
 from aitre.billing.accountant import Accountant
@@ -108,6 +109,7 @@ def mj_routes() -> dict[tuple[str, str], Handler]:
         ("POST", "/mj/submit/swap_face"): mj_submit.swap_face,
         ("POST", "/mj/task/list-by-condition"): mj_tasks.list_by_condition,
         ("GET", "/mj/task/list"): mj_tasks.list_own,
+        ("POST", "/mj/_callback"): mj_callback.callback,
     }
 
 

@@ -5,6 +5,7 @@ aitre's media store, and a button runs on the channel that ran its parent."""
 from __future__ import annotations
 
 from collections.abc import Iterator
+import time
 from pathlib import Path
 
 import httpx
@@ -78,5 +79,52 @@ def test_tasks_run_on_a_midjourney_proxy_channel(tmp_path: Path, sims: tuple[Sim
             assert _mj_calls(one, "/mj/submit/action") == 1 and _mj_calls(two, "/mj/submit/action") == 0
             again = mj.done("imagine", prompt="a cat on two")
             assert _mj_calls(two, "/mj/submit/imagine") == 1 and again["status"] == "SUCCESS"
+    finally:
+        gw.stop()
+
+
+def test_the_upstreams_callback_ends_a_task_before_a_poll_would(
+    tmp_path: Path, sims: tuple[Simulator, Simulator]
+) -> None:
+    one, _ = sims
+    # Polls 30 s apart: only the callback can end the task in seconds.
+    gw = Gateway(
+        tmp_path / "gw",
+        AITRE_SIMULATOR_ENABLED="false",
+        AITRE_TASK_POLL_MIN_SECONDS="30",
+        AITRE_TASK_POLL_MAX_SECONDS="60",
+    )
+    gw.start()
+    try:
+        config = '{"callback": true}'
+        gw.cli(
+            "channel",
+            "add",
+            "one",
+            "--type",
+            "midjourney-proxy",
+            "--base-url",
+            one.url,
+            "--key",
+            "one-secret",
+            "--config",
+            config,
+        )
+        with Mj(gw, new_user(gw)) as mj:
+            answer = mj.submit("imagine", prompt="a called-back cat")
+            assert answer["code"] == 1
+            t0 = time.monotonic()
+            task, _ = mj.run(answer["result"], timeout=15)
+            assert task["status"] == "SUCCESS" and time.monotonic() - t0 < 15
+            assert picture(task["imageUrl"]).size == (1024, 1024)
+            # Forged calls: no token, a wrong one, another task's.
+            other = mj.submit("imagine", prompt="another cat")["result"]
+            for query in (
+                f"task={task['id']}",
+                f"task={task['id']}&token=00",
+                f"task={other}&token=" + "0" * 40,
+            ):
+                r = httpx.post(f"{gw.url}/mj/_callback?{query}", json={"id": "x", "status": "SUCCESS"})
+                assert r.status_code == 404, r.text
     finally:
         gw.stop()

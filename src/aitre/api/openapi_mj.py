@@ -8,6 +8,7 @@ from aitre.api.schemas.base import OpenAIErrorResponse
 from aitre.api.schemas.mj import (
     ActionRequest,
     BlendRequest,
+    CallbackAnswer,
     DescribeRequest,
     ImagineRequest,
     ListByConditionRequest,
@@ -143,6 +144,31 @@ ROUTES: tuple[PublicRoute, ...] = (
         {200: Answer("Newest first.", {JSON: MjTaskList}), **ERRORS},
         KEY.strip(),
         params=(Param("limit", "query", "How many (1 to 100, default 20)."),),
+    ),
+)
+ROUTES = (
+    *ROUTES,
+    PublicRoute(
+        ("POST",),
+        "/mj/_callback",
+        "mjCallback",
+        "For upstreams: a midjourney-proxy's notifyHook call about a task",
+        MJ,
+        {
+            200: Answer("Taken: the task is polled at once.", {JSON: CallbackAnswer}),
+            404: _error("No such task, or a wrong token (the same answer)."),
+            413: ERRORS[413],
+            501: _error("`not_supported`: this gateway's engine takes no callbacks."),
+            "default": ERRORS["default"],
+        },
+        "aitre passes `/mj/_callback?task=<id>&token=<secret>` upstream as a task's notifyHook when "
+        "its channel's `callback` is on; the token, not a key, authenticates the call.",
+        Body({JSON: MjTask}, "The upstream's task object (not trusted: the task is polled)."),
+        params=(
+            Param("task", "query", "aitre's task id.", required=True),
+            Param("token", "query", "The task's callback secret.", required=True),
+        ),
+        auth=False,
     ),
 )
 TAG = {"name": MJ, "description": "midjourney-proxy's API: MJ tasks, run by the gateway's task engine."}

@@ -111,3 +111,8 @@ class MjTask(Open):
 
 class MjTaskList(RootModel[list[MjTask]]):
     """Tasks, in the order asked (list-by-condition) or newest first (list)."""
+
+
+class CallbackAnswer(Open):
+    ok: bool
+    polled: bool = Field(description="Whether the task was still running (and is polled now).")
