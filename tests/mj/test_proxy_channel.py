@@ -4,8 +4,8 @@ aitre's media store, and a button runs on the channel that ran its parent."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
