@@ -5,12 +5,13 @@ or an OpenAI-shaped HTTP error, and nothing is charged."""
 from __future__ import annotations
 
 import base64
+from pathlib import Path
 
 import httpx
 import pytest
 
 from tests.billing.helpers import balance
-from tests.mj.kit import Mj, new_user
+from tests.mj.kit import FAST, Mj, fast_gateway, new_user
 from tests.simulator.mjkit import data_url
 from tests.support.processes import Gateway
 
@@ -149,3 +150,19 @@ def test_a_user_without_balance_gets_quota_not_enough(gw: Gateway) -> None:
         assert answer == {"code": 4, "description": "quota_not_enough", "result": None, "properties": {}}
         assert balance(gw, poor.username) == 0
         assert poor.http.get("/mj/task/list").json() == []
+
+
+def test_too_many_open_tasks_is_queue_full(tmp_path: Path) -> None:
+    gw = fast_gateway(Gateway(tmp_path / "gw", AITRE_MJ_MAX_OPEN_TASKS="2", **FAST))
+    try:
+        with Mj(gw, new_user(gw)) as mj:
+            before = balance(gw, mj.username)
+            stuck = [mj.submit("imagine", prompt=f"stuck {i} --sim-stuck") for i in range(2)]
+            assert [a["code"] for a in stuck] == [1, 1]
+            full = mj.submit("imagine", prompt="one more")
+            assert full["code"] == 23 and full["result"] is None
+            assert balance(gw, mj.username) == before - 2 * 50_000  # the two open ones are held
+        with Mj(gw, new_user(gw)) as other:
+            assert other.submit("imagine", prompt="someone else's")["code"] == 1  # per user
+    finally:
+        gw.stop()
