@@ -13,7 +13,7 @@ import pytest
 from tests.billing.helpers import balance
 from tests.mj.kit import FAST, Mj, fast_gateway, new_user
 from tests.simulator.mjkit import data_url
-from tests.support.processes import Gateway
+from tests.support.processes import Gateway, wait_until
 
 INTERNAL = ("http://127.0.0.1:9/x.png", "http://169.254.169.254/latest/meta-data", "http://localhost/x.png")
 
@@ -161,7 +161,7 @@ def test_too_many_open_tasks_is_queue_full(tmp_path: Path) -> None:
             assert [a["code"] for a in stuck] == [1, 1]
             full = mj.submit("imagine", prompt="one more")
             assert full["code"] == 23 and full["result"] is None
-            assert balance(gw, mj.username) == before - 2 * 50_000  # the two open ones are held
+            wait_until(lambda: balance(gw, mj.username) == before - 2 * 50_000)  # the two open ones are held
         with Mj(gw, new_user(gw)) as other:
             assert other.submit("imagine", prompt="someone else's")["code"] == 1  # per user
     finally:
