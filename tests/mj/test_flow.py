@@ -63,7 +63,7 @@ def test_blend_describe_shorten_and_swap_face(mj: Mj) -> None:
 
     described = mj.done("describe", base64=data_url((300, 200), (20, 160, 40, 255)))
     lines = described["promptEn"].split("\n\n")
-    assert [line[: len(KEYCAPS[i])] for i, line in enumerate(lines)] == KEYCAPS[:4]
+    assert [line[: len(KEYCAPS[i])] for i, line in enumerate(lines)] == list(KEYCAPS[:4])
     assert all("green" in line for line in lines)
     assert picture(described["imageUrl"]).size == (300, 200)
 
