@@ -42,6 +42,8 @@ from aitre.security.ssrf import AddressPolicy
 from aitre.state import AppState
 from aitre.store.db import make_engine, make_sessionmaker
 from aitre.store.migrate import upgrade_to_head
+from aitre.tasks.engine import TaskEngine
+from aitre.tasks.registry import TaskRegistry, build_task_registry
 from aitre.tokenizer import Tokenizer
 
 log = logging.getLogger("aitre")
@@ -115,6 +117,7 @@ def mj_routes() -> dict[tuple[str, str], Handler]:
 
 def create_app(settings: Settings | None = None) -> Gateway:
     settings = settings or Settings()
+    registry = build_task_registry(settings)  # before the routes: a task kind may bring its own
     gateway: Gateway
 
     @contextlib.asynccontextmanager
@@ -122,7 +125,7 @@ def create_app(settings: Settings | None = None) -> Gateway:
         keys = await prepare_database(settings)
         if keys is not None:
             log.warning("first start: admin key %s, user key %s", keys.admin_key, keys.user_key)
-        state = await _start_state(settings)
+        state = await _start_state(settings, registry)
         if sim_app is not None:
             sim_app.state.sim.tokenizer = state.tokenizer
         # Everything built so far (libraries, models, caches) lives as long as the process: keep
@@ -158,11 +161,11 @@ def create_app(settings: Settings | None = None) -> Gateway:
 
         sim_app = create_simulator_app(keys=simulator_keys)
         mounts.append(Mount("/sim", app=sim_app))
-    gateway = Gateway(_fast_routes(), _prefix_routes(), lifespan, build_api, mounts)
+    gateway = Gateway({**_fast_routes(), **registry.routes}, _prefix_routes(), lifespan, build_api, mounts)
     return gateway
 
 
-async def _start_state(settings: Settings) -> AppState:
+async def _start_state(settings: Settings, registry: TaskRegistry) -> AppState:
     box = SecretBox(load_or_create_key(settings.secret_key, settings.data_dir))
     engine = make_engine(settings.resolved_database_url())
     sessions = make_sessionmaker(engine)
@@ -239,6 +242,8 @@ async def _start_state(settings: Settings) -> AppState:
         forwarded=ForwardedFor(settings.forwarded_allow_ips),
     )
     state.channel_ops.start(state)
+    state.tasks = TaskEngine(state, registry)
+    await state.tasks.start()
     return state
 
 
@@ -272,6 +277,7 @@ def _choose_bank(
 
 
 async def _stop_state(state: AppState) -> None:
+    await state.tasks.stop()  # first: ending a task uses the bank and the books
     await state.channel_ops.stop()
     await state.catalog.stop()
     await state.instance.stop()

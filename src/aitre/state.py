@@ -5,7 +5,7 @@ No module-level mutable state: two apps in one process (tests do this) never sha
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
@@ -24,6 +24,7 @@ from aitre.media.store import MediaStore
 from aitre.relay.upstream import Upstream
 from aitre.secrets import SecretBox
 from aitre.security.forwarded import ForwardedFor
+from aitre.tasks.engine import TaskEngine
 from aitre.tokenizer import Tokenizer
 
 
@@ -46,6 +47,7 @@ class AppState:
     health: ChannelHealth
     channel_ops: ChannelOps
     forwarded: ForwardedFor
+    tasks: TaskEngine = field(init=False)  # made once the rest exists (it runs on all of it)
 
     def adapter_for(self, channel: ChannelInfo) -> Adapter:
         return self.adapters[channel.type]

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import typer
 
-from aitre.cli import apply, channels, config, groups, logs, prices, redeem, serve, tokens, users
+from aitre.cli import apply, channels, config, groups, logs, prices, redeem, serve, tasks, tokens, users
 
 app = typer.Typer(
     name="aitre",
@@ -27,6 +27,9 @@ app.add_typer(users.app, name="user", help="Users: create, list, update, topup, 
 app.add_typer(groups.app, name="group", help="Pricing groups: set, list, delete.")
 app.add_typer(prices.app, name="price", help="Model prices in USD: set, list, delete.")
 app.add_typer(redeem.app, name="redeem", help="Redeem codes that add quota: create, list, delete.")
+app.add_typer(
+    tasks.app, name="task", help="Tasks (MJ, videos): list, show, cancel; retry a failed notifyHook call."
+)
 app.command("logs", help="Usage logs, filtered and paged, or exported whole with --csv.")(logs.logs)
 app.command("usage", help="Usage summary by day and by model.")(logs.usage)
 app.add_typer(config.app, name="config", help="Settings: show the effective ones, print their reference.")

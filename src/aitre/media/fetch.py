@@ -13,13 +13,20 @@ import aiohttp
 
 from aitre.errors import ApiError
 from aitre.media.kinds import sniff
-from aitre.security.ssrf import AddressPolicy, GuardedResolver, literal_ip
+from aitre.security.ssrf import AddressPolicy, AddressRefused, GuardedResolver, literal_ip
 
 
 @dataclass(frozen=True, slots=True)
 class Fetched:
     data: bytes
     ext: str
+
+
+_POST_ANSWER_BYTES = 64 * 1024
+
+
+class PostFailed(Exception):
+    """A guarded POST got no answer (connection refused or reset, timeout)."""
 
 
 class FetchRefused(ApiError):
@@ -94,6 +101,28 @@ class MediaFetcher:
             except aiohttp.ClientError as exc:
                 raise FetchRefused(f"cannot fetch {url}: {exc}", param) from None
         raise FetchRefused(f"too many redirects fetching {url}", param)
+
+    async def post(self, url: str, body: bytes, headers: dict[str, str], within_s: float) -> int:
+        """POST `body` to a URL a client chose (a notifyHook) under the same address policy as
+        `fetch`; a redirect is not followed (its status is the answer: a POST must not turn into
+        a GET elsewhere). Returns the HTTP status. `FetchRefused`: the URL or its address is not
+        allowed (trying again will not help); `PostFailed`: no answer (worth another try)."""
+        self._check_url(url, None)
+        try:
+            async with (
+                asyncio.timeout(within_s),
+                self._client().post(url, data=body, headers=headers, allow_redirects=False) as resp,
+            ):
+                await resp.content.read(_POST_ANSWER_BYTES)  # a little of the answer, then let go
+                return resp.status
+        except TimeoutError:
+            raise PostFailed(f"no answer within {within_s:g}s") from None
+        except aiohttp.ClientConnectorError as exc:
+            if isinstance(exc.os_error, AddressRefused):
+                raise FetchRefused(f"refusing to call {url}: {exc.os_error}") from None
+            raise PostFailed(f"cannot connect: {exc.os_error}") from None
+        except aiohttp.ClientError as exc:
+            raise PostFailed(f"{type(exc).__name__}: {exc}") from None
 
     def _check_url(self, url: str, param: str | None) -> None:
         parts = urlsplit(url)

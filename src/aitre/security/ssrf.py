@@ -43,6 +43,10 @@ def literal_ip(host: str) -> IPAddress | None:
         return None
 
 
+class AddressRefused(OSError):
+    """A name that resolves only to addresses the policy refuses."""
+
+
 class GuardedResolver(AbstractResolver):
     """Resolves like the default resolver, then keeps only the addresses the policy permits."""
 
@@ -56,7 +60,7 @@ class GuardedResolver(AbstractResolver):
         results = await self._inner.resolve(host, port, family)
         allowed = [r for r in results if self._policy.permits(r["host"])]
         if not allowed:
-            raise OSError(f"{host} resolves only to addresses this gateway may not fetch from")
+            raise AddressRefused(f"{host} resolves only to addresses this gateway may not fetch from")
         return allowed
 
     async def close(self) -> None:

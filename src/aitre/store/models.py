@@ -54,6 +54,8 @@ class User(Base):
     used_quota: Mapped[int] = mapped_column(BigInteger, default=0)
     request_count: Mapped[int] = mapped_column(BigInteger, default=0)
     created_at: Mapped[int] = mapped_column(BigInteger, default=now_ms)
+    # Signs the user's notifyHook calls (HMAC-SHA256), Fernet-encrypted; made on first use.
+    hook_secret_enc: Mapped[str] = mapped_column(Text, default="", server_default="")
 
 
 class Group(Base):
@@ -232,3 +234,108 @@ class RedeemCode(Base):
     expires_at: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
     used_by: Mapped[int | None] = mapped_column(Integer, nullable=True)
     used_at: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
+
+
+# Tasks and deliveries that have work due: the partial indexes the workers' claims scan.
+TASK_DUE = "next_poll_at IS NOT NULL"
+DELIVERY_DUE = "next_at IS NOT NULL"
+
+
+class Task(Base):
+    """A long-running upstream job (an MJ imagine, a video). The table is the queue: a row with
+    `next_poll_at` has work due then (submit, poll, finish its books); a worker claims it by
+    moving `next_poll_at` to the end of its lease (`lease_until`, `lease_owner` = its instance),
+    so a dead worker's task is due again when the lease runs out. Changes are conditional on
+    `version` (and, for a worker, on its lease): whoever changed the row first wins. `billed_at`
+    is set, once, when an ended task's hold is ended and its usage row written."""
+
+    __tablename__ = "tasks"
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    kind: Mapped[str] = mapped_column(String(32))
+    action: Mapped[str] = mapped_column(String(32), default="")
+    model: Mapped[str] = mapped_column(String(128), default="")
+    user_id: Mapped[int] = mapped_column(Integer)
+    token_id: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    group_name: Mapped[str] = mapped_column(String(64), default="default")
+    channel_id: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    channel_pinned: Mapped[bool] = mapped_column(Boolean, default=False)  # runs on channel_id only
+    upstream_id: Mapped[str | None] = mapped_column(String(128), nullable=True)
+    status: Mapped[str] = mapped_column(String(16))
+    progress: Mapped[int] = mapped_column(Integer, default=0)
+    request: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    result: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    media: Mapped[list[dict[str, Any]]] = mapped_column(JSON, default=list)
+    error: Mapped[str] = mapped_column(Text, default="")
+    error_code: Mapped[str] = mapped_column(String(64), default="")
+    hold_id: Mapped[str] = mapped_column(String(64))
+    reserved: Mapped[int] = mapped_column(BigInteger, default=0)
+    cost: Mapped[int] = mapped_column(BigInteger, default=0)
+    parent_id: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    notify_hook: Mapped[str | None] = mapped_column(Text, nullable=True)
+    client_state: Mapped[str | None] = mapped_column(Text, nullable=True)
+    submit_key: Mapped[str] = mapped_column(String(64), default="")
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    lease_owner: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    lease_until: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
+    next_poll_at: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
+    deadline_at: Mapped[int] = mapped_column(BigInteger)
+    created_at: Mapped[int] = mapped_column(BigInteger, default=now_ms)
+    started_at: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
+    finished_at: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
+    updated_at: Mapped[int] = mapped_column(BigInteger, default=now_ms)
+    billed_at: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
+    notify_seq: Mapped[int] = mapped_column(Integer, default=0)
+    version: Mapped[int] = mapped_column(Integer, default=0)  # +1 on every change (not on claims)
+    history: Mapped[list[dict[str, Any]]] = mapped_column(JSON, default=list)
+
+    __table_args__ = (
+        Index("ix_tasks_due", "next_poll_at", sqlite_where=text(TASK_DUE), postgresql_where=text(TASK_DUE)),
+        Index("ix_tasks_user_created", "user_id", "created_at"),
+        Index("ix_tasks_kind_created", "kind", "created_at"),
+        Index("ix_tasks_status_created", "status", "created_at"),
+        Index("ix_tasks_channel_created", "channel_id", "created_at"),
+        Index("ix_tasks_created", "created_at"),
+    )
+
+
+class TaskDelivery(Base):
+    """One notifyHook call: the task's state after one change, rendered once (`body`: the exact
+    bytes signed and sent). Delivered in `seq` order per task; a newer change of the same status
+    supersedes one not yet sent. Claimed like tasks: `next_at` moves to the lease's end."""
+
+    __tablename__ = "task_deliveries"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    task_id: Mapped[str] = mapped_column(String(64))
+    seq: Mapped[int] = mapped_column(Integer)
+    user_id: Mapped[int] = mapped_column(Integer)
+    url: Mapped[str] = mapped_column(Text)
+    operator_hook: Mapped[bool] = mapped_column(Boolean, default=False)
+    task_status: Mapped[str] = mapped_column(String(16))
+    body: Mapped[str] = mapped_column(Text)
+    status: Mapped[str] = mapped_column(String(16), default="pending")
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    last_error: Mapped[str] = mapped_column(Text, default="")
+    last_status: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    lease_owner: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    next_at: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
+    created_at: Mapped[int] = mapped_column(BigInteger, default=now_ms)
+    delivered_at: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
+
+    __table_args__ = (
+        UniqueConstraint("task_id", "seq", name="uq_task_deliveries_task_seq"),
+        Index(
+            "ix_task_deliveries_due",
+            "next_at",
+            sqlite_where=text(DELIVERY_DUE),
+            postgresql_where=text(DELIVERY_DUE),
+        ),
+    )
+
+
+class Lease(Base):
+    """A named job that one process at a time does (on SQLite: claiming tasks), and until when."""
+
+    __tablename__ = "leases"
+    name: Mapped[str] = mapped_column(String(64), primary_key=True)
+    owner: Mapped[str] = mapped_column(String(64))
+    until: Mapped[int] = mapped_column(BigInteger)

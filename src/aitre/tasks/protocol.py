@@ -80,6 +80,11 @@ class TaskView:
     updated_at: int
     deadline_at: int
     history: list[dict[str, Any]]  # [{at, status, progress, note, channel_id?}], oldest first, capped
+    # The engine's bookkeeping: +1 on every change; notifyHook calls made; when its books closed.
+    version: int = 0
+    notify_seq: int = 0
+    billed_at: int | None = None
+    channel_pinned: bool = False  # runs on `channel_id` only (TaskSpec.channel_id)
 
     @property
     def done(self) -> bool:
@@ -163,6 +168,48 @@ class TaskContext:
         from aitre.relay.passthrough import channel_timeouts
 
         return channel_timeouts(self.state, channel)
+
+    async def call(
+        self,
+        channel: ChannelInfo,
+        method: str,
+        url: str,
+        body: Any = None,
+        headers: dict[str, str] | None = None,
+        limit: int = 8 * 1024 * 1024,
+    ) -> tuple[int, Any]:
+        """One JSON call to the channel's upstream (`url` on its origin): the status and the
+        decoded answer (None when it is not JSON). Raises `adapters.base.Retryable` when the
+        upstream could not be reached (nothing was sent: safe to try elsewhere), and
+        `relay.upstream.UpstreamFailure` when the call broke after it was sent (it may have
+        arrived)."""
+        import orjson
+
+        from aitre.adapters.base import Retryable
+        from aitre.errors import upstream_error
+        from aitre.relay.upstream import UpstreamFailure, UpstreamRequest, read_body
+
+        sent = (
+            {"Content-Type": "application/json", **(headers or {})}
+            if body is not None
+            else dict(headers or {})
+        )
+        data = orjson.dumps(body) if body is not None else None
+        timeouts = self.timeouts(channel)
+        try:
+            resp = await self.upstream.send(UpstreamRequest(method, url, sent, data), timeouts)
+        except UpstreamFailure as failure:
+            if failure.kind == "connect":
+                raise Retryable(upstream_error(502, failure.message, "upstream_unreachable")) from failure
+            raise
+        try:
+            raw = await read_body(resp, timeouts, limit)
+        finally:
+            resp.release()
+        try:
+            return resp.status, orjson.loads(raw) if raw else None
+        except orjson.JSONDecodeError:
+            return resp.status, None
 
 
 class TaskProtocol(Protocol):

@@ -1,0 +1,31 @@
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+
+from tests.support.processes import Gateway
+from tests.tasks.kit import FAST, HookReceiver, StubUpstream, start_gateway
+
+
+@pytest.fixture(scope="session")
+def stub(tmp_path_factory: pytest.TempPathFactory) -> Iterator[StubUpstream]:
+    upstream = StubUpstream(tmp_path_factory.mktemp("stub")).start()
+    yield upstream
+    upstream.stop()
+
+
+@pytest.fixture
+def hooks() -> Iterator[HookReceiver]:
+    receiver = HookReceiver()
+    yield receiver
+    receiver.close()
+
+
+@pytest.fixture(scope="module")
+def gw(tmp_path_factory: pytest.TempPathFactory, stub: StubUpstream) -> Iterator[Gateway]:
+    """One gateway running the stub kind for a whole test module (default address policy)."""
+    gateway = Gateway(tmp_path_factory.mktemp("gw"), **FAST)
+    start_gateway(gateway, stub)
+    yield gateway
+    gateway.stop()
