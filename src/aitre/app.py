@@ -13,6 +13,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from starlette.routing import Mount
 from starlette.types import ASGIApp
 
+from aitre.adapters.mj_proxy import register as register_mj
 from aitre.adapters.registry import build_registry
 from aitre.api import audio, chat, completions, embeddings, health, images, media, models
 from aitre.api.fastpath import Gateway, Handler, PrefixRoute
@@ -118,6 +119,7 @@ def mj_routes() -> dict[tuple[str, str], Handler]:
 def create_app(settings: Settings | None = None) -> Gateway:
     settings = settings or Settings()
     registry = build_task_registry(settings)  # before the routes: a task kind may bring its own
+    register_mj(registry)
     gateway: Gateway
 
     @contextlib.asynccontextmanager
