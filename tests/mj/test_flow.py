@@ -18,6 +18,10 @@ def test_imagine_then_upscale_downloads_the_tile_from_aitre(mj: Mj, gw: Gateway)
     assert isinstance(task_id, str) and task_id.isdigit() and 16 <= len(task_id) <= 19
     grid_task, seen = mj.run(task_id)
     assert seen[-1] == ("SUCCESS", "100%")
+    order = ["NOT_START", "SUBMITTED", "IN_PROGRESS", "SUCCESS"]
+    steps = [order.index(status) for status, _ in seen]
+    assert steps == sorted(steps), seen  # never backwards
+    assert all(p.endswith("%") and 0 <= int(p[:-1]) <= 100 for _, p in seen), seen
     assert grid_task["action"] == "IMAGINE" and grid_task["prompt"] == "four little houses"
     assert grid_task["state"] == "mine" and grid_task["failReason"] is None
     assert grid_task["submitTime"] <= grid_task["startTime"] <= grid_task["finishTime"]

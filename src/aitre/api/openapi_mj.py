@@ -158,7 +158,6 @@ ROUTES = (
             200: Answer("Taken: the task is polled at once.", {JSON: CallbackAnswer}),
             404: _error("No such task, or a wrong token (the same answer)."),
             413: ERRORS[413],
-            501: _error("`not_supported`: this gateway's engine takes no callbacks."),
             "default": ERRORS["default"],
         },
         "aitre passes `/mj/_callback?task=<id>&token=<secret>` upstream as a task's notifyHook when "

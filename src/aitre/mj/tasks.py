@@ -39,12 +39,8 @@ _DESCRIPTIONS = {
 
 def mj_status(task: TaskView) -> str:
     status = _STATUS.get(task.status, "NOT_START")
-    if (
-        status == "IN_PROGRESS"
-        and task.result.get("status") in ("NOT_START", "SUBMITTED")
-        and not task.progress
-    ):
-        return "SUBMITTED"
+    if status == "IN_PROGRESS" and not task.progress and task.result.get("status") != "IN_PROGRESS":
+        return "SUBMITTED"  # the upstream has it but has not started it (or not said so yet)
     return status
 
 
