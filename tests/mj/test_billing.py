@@ -19,6 +19,9 @@ def test_success_is_charged_once_at_the_actions_price(mj: Mj, gw: Gateway) -> No
     start = balance(gw, mj.username)
     grid = mj.done("imagine", prompt="a priced cat")
     assert _charged(gw, grid["id"]) == UNIT // 10  # mj_imagine: $0.10
+    log = gw.wait_log(grid["id"])  # one usage row per task, named by it
+    assert (log["endpoint"], log["model"], log["quota"]) == ("mj.imagine", "mj_imagine", UNIT // 10)
+    assert len(gw.logs_for(grid["id"])) == 1
     up = mj.pressed(grid, "U2")
     assert _charged(gw, up["id"]) == UNIT // 20  # mj_upscale: $0.05
     described = mj.done("describe", base64=data_url((120, 80)))
@@ -40,6 +43,7 @@ def test_failure_is_refunded(mj: Mj, gw: Gateway) -> None:
     assert task["progress"] == "" and task["imageUrl"] is None and task["buttons"] == []
     entries = ledger(gw, task["id"])
     assert "refund" in entries and charged(entries) == 0
+    assert gw.wait_log(task["id"])["quota"] == 0
     wait_until(lambda: balance(gw, mj.username) == start)
     assert consistent(gw, mj.username)
 

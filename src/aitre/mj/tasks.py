@@ -65,7 +65,7 @@ def render(task: TaskView, media: MediaStore) -> dict[str, Any]:
     buttons = (result.get("buttons") or []) if done else []
     return {
         "id": task.id,
-        "action": task.action,
+        "action": task.action.upper(),  # kept lower-case on the row (usage logs: `mj.imagine`)
         "customId": request.get("customId"),
         "botType": request.get("botType") or "MID_JOURNEY",
         "prompt": result.get("prompt") if result.get("prompt") is not None else request.get("prompt", ""),

@@ -138,7 +138,7 @@ async def modal(request: Request) -> Response:
         if waiting.status != WAITING:
             raise Refusal(answers.VALIDATION, "The task is not waiting for a modal.")
         prompt, mask = await modal_input(body, limits(state))
-        if waiting.action == "INPAINT" and mask is None:
+        if waiting.action == "inpaint" and mask is None:
             raise Refusal(answers.VALIDATION, "maskBase64 must not be empty for Vary (Region).")
         patch: dict[str, Any] = {"modal": {"prompt": prompt or waiting.result.get("promptEn") or ""}}
         if mask is not None:
@@ -188,7 +188,7 @@ async def _run(
     spec = TaskSpec(
         id=new_task_id(),
         kind=KIND,
-        action=sub.action,
+        action=sub.action.lower(),
         model=sub.model,
         user_id=caller.user_id,
         token_id=caller.token_id,
