@@ -202,10 +202,6 @@ class MjProxyProtocol:
                 answers.append(polled(task, t, self._cost(ctx, task, t)))
         return answers
 
-    def from_callback(self, ctx: TaskContext, task: TaskView, body: dict[str, Any]) -> Polled:
-        """The state an upstream's notifyHook call reports (its body is the task object)."""
-        return polled(task, body, self._cost(ctx, task, body))
-
     def _cost(self, ctx: TaskContext, task: TaskView, t: dict[str, Any]) -> int | None:
         """The price of the mode the upstream ran the task in (None: the reserved amount)."""
         props: dict[str, Any] = t["properties"] if isinstance(t.get("properties"), dict) else {}
