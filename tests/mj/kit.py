@@ -1,5 +1,10 @@
 """Driving aitre's MJ API as a midjourney-proxy client does: submit, fetch until the end, press
-buttons; users with a balance; the ledger of a task."""
+buttons; users with a balance; the ledger of a task.
+
+Also for the task engine's tests (a SIGKILL while MJ tasks run, two instances): `fast_gateway`
+starts a gateway whose built-in simulator draws MJ tasks in `step_seconds` steps (slow them down
+to kill mid-task; `--sim-stuck` in a prompt keeps a task running), `Mj(gw, new_user(gw))` submits
+and follows them, `ledger(gw, task_id)` reads the task's hold once it has ended."""
 
 from __future__ import annotations
 

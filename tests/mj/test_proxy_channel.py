@@ -11,9 +11,10 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.mj.kit import FAST, Mj, new_user
+from tests.billing.helpers import balance, charged
+from tests.mj.kit import FAST, Mj, ledger, new_user
 from tests.simulator.mjkit import picture
-from tests.support.processes import Gateway, Simulator
+from tests.support.processes import Gateway, Simulator, wait_until
 
 
 def _sim(tmp: Path, name: str) -> Simulator:
@@ -126,5 +127,47 @@ def test_the_upstreams_callback_ends_a_task_before_a_poll_would(
             ):
                 r = httpx.post(f"{gw.url}/mj/_callback?{query}", json={"id": "x", "status": "SUCCESS"})
                 assert r.status_code == 404, r.text
+    finally:
+        gw.stop()
+
+
+def test_upstream_failures_are_refunded_and_never_submitted_twice(
+    tmp_path: Path, sims: tuple[Simulator, Simulator]
+) -> None:
+    one, _ = sims
+    gw = Gateway(tmp_path / "gw", AITRE_SIMULATOR_ENABLED="false", **FAST)
+    gw.start()
+    try:
+        gw.cli(
+            "channel",
+            "add",
+            "one",
+            "--type",
+            "midjourney-proxy",
+            "--base-url",
+            one.url,
+            "--key",
+            "one-secret",
+        )
+        with Mj(gw, new_user(gw)) as mj:
+            start = balance(gw, mj.username)
+            # The proxy answers 503: nothing started there; the task fails, refunded.
+            one.set_faults({"spec": "status=503", "path": "/mj/submit/imagine"})
+            answer = mj.submit("imagine", prompt="a cat nobody draws")
+            task_id = answer["result"] or mj.http.get("/mj/task/list").json()[0]["id"]
+            assert answer["code"] in (9, 22), answer
+            failed, _ = mj.run(task_id, timeout=60)
+            assert failed["status"] == "FAILURE" and charged(ledger(gw, task_id)) == 0
+            # The answer is cut after the proxy made the task: it may exist there, so the task
+            # is not sent again (not here, not elsewhere); it fails, refunded.
+            one.reset()
+            one.set_faults({"spec": "truncate=0", "path": "/mj/submit/imagine", "times": 1})
+            before = _mj_calls(one, "/mj/submit/imagine")
+            lost = mj.submit("imagine", prompt="a cat whose answer was lost")
+            lost_id = lost["result"] or mj.http.get("/mj/task/list").json()[0]["id"]
+            ended, _ = mj.run(lost_id, timeout=60)
+            assert ended["status"] == "FAILURE" and charged(ledger(gw, lost_id)) == 0
+            assert _mj_calls(one, "/mj/submit/imagine") == before + 1
+            wait_until(lambda: balance(gw, mj.username) == start)
     finally:
         gw.stop()
