@@ -22,9 +22,10 @@ def hooks() -> Iterator[HookReceiver]:
     receiver.close()
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def gw(tmp_path_factory: pytest.TempPathFactory, stub: StubUpstream) -> Iterator[Gateway]:
-    """One gateway running the stub kind for a whole test module (default address policy)."""
+    """One gateway running the stub kind, shared by the tests that need nothing special (default
+    address policy: private notifyHooks refused)."""
     gateway = Gateway(tmp_path_factory.mktemp("gw"), **FAST)
     start_gateway(gateway, stub)
     yield gateway

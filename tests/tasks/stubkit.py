@@ -10,11 +10,12 @@ kind renders it: also the notifyHook body).
 from __future__ import annotations
 
 import secrets
+from collections.abc import AsyncIterator
 from typing import Any
 
 import orjson
 from starlette.requests import Request
-from starlette.responses import Response
+from starlette.responses import Response, StreamingResponse
 
 from aitre.adapters.base import Retryable
 from aitre.api.common import app_state, authenticate, read_body
@@ -136,9 +137,32 @@ async def cancel(request: Request) -> Response:
     return json_response(state.tasks.registry.render(task, state.media))
 
 
+async def callback(request: Request) -> Response:
+    """What an upstream's callback route does: the task is polled now."""
+    state = app_state(request)
+    return json_response({"polled": await state.tasks.poll_now(request.query_params.get("id", ""))})
+
+
+async def watch(request: Request) -> Response:
+    """The task as it changes, one JSON line each (how step 8's chat streams show progress)."""
+    state = app_state(request)
+    caller = await authenticate(request, state)
+    task_id = request.query_params.get("id", "")
+    if await state.tasks.get(task_id, caller.user_id) is None:
+        raise ApiError(404, "no such task", code="not_found")
+
+    async def lines() -> AsyncIterator[bytes]:
+        async for task in state.tasks.watch(task_id, interval_s=5.0):
+            yield orjson.dumps({"status": task.status, "progress": task.progress}) + b"\n"
+
+    return StreamingResponse(lines(), media_type="application/x-ndjson")
+
+
 def register(registry: TaskRegistry) -> None:
     registry.add_protocol("openai", StubProtocol())
     registry.add_renderer("stub", render)
     registry.add_route("POST", "/stub/submit", submit)
     registry.add_route("GET", "/stub/task", fetch)
     registry.add_route("POST", "/stub/cancel", cancel)
+    registry.add_route("POST", "/stub/callback", callback)
+    registry.add_route("GET", "/stub/watch", watch)

@@ -107,3 +107,23 @@ def test_an_upstream_that_keeps_saying_busy_fails_the_task_after_the_tries(
     row = wait_billed(gw, task_id)
     assert row["attempts"] == 3
     assert balance(gw) == before
+
+
+def test_watching_a_task_sees_each_change_as_it_happens(gw: Gateway) -> None:
+    task_id = submit_ok(gw, cost=100, steps=4, step_s=0.5)
+    seen: list[tuple[str, int]] = []
+    with httpx.stream(
+        "GET",
+        gw.url + "/stub/watch",
+        params={"id": task_id},
+        headers={"Authorization": f"Bearer {gw.user_key}"},
+    ) as resp:
+        assert resp.status_code == 200
+        for line in resp.iter_lines():
+            item = json.loads(line)
+            seen.append((item["status"], item["progress"]))
+    # The stream ends with the task; it saw the progress rise although it only looks at the
+    # database every 5 s: the changes were made in this process and woke it.
+    assert seen[-1] == ("succeeded", 100)
+    progress = [p for s, p in seen if s == "running"]
+    assert len(progress) >= 3 and progress == sorted(progress)

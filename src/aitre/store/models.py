@@ -301,7 +301,9 @@ class Task(Base):
 class TaskDelivery(Base):
     """One notifyHook call: the task's state after one change, rendered once (`body`: the exact
     bytes signed and sent). Delivered in `seq` order per task; a newer change of the same status
-    supersedes one not yet sent. Claimed like tasks: `next_at` moves to the lease's end."""
+    supersedes one not yet sent. Claimed like tasks: `next_at` moves to the lease's end.
+    `sending_at` is set before each call and cleared with its outcome: found set by the next
+    claimer, the call was cut off with an unknown outcome, and it is not made again."""
 
     __tablename__ = "task_deliveries"
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
@@ -318,6 +320,7 @@ class TaskDelivery(Base):
     last_status: Mapped[int | None] = mapped_column(Integer, nullable=True)
     lease_owner: Mapped[str | None] = mapped_column(String(64), nullable=True)
     next_at: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
+    sending_at: Mapped[int | None] = mapped_column(BigInteger, nullable=True)  # a call under way
     created_at: Mapped[int] = mapped_column(BigInteger, default=now_ms)
     delivered_at: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
 

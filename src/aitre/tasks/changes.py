@@ -63,8 +63,10 @@ class Recorder:
         values: Mapping[str, Any],
         note: str = "",
         extra: Mapping[str, Any] | None = None,
+        by: str | None = None,
     ) -> tuple[TaskView, dict[str, Any], bool]:
-        """The task after the change, the values to write, and whether it makes a hook call."""
+        """The task after the change, the values to write, and whether it makes a hook call.
+        `by`: the instance whose worker made the change (kept in the history entry)."""
         now = now_ms()
         out = dict(values)
         out["updated_at"] = now
@@ -76,6 +78,8 @@ class Recorder:
                 entry["note"] = note[:500]
             if extra:
                 entry.update(extra)
+            if by:
+                entry["by"] = by
             out["history"] = capped(task.history, entry, self._settings.task_history_max)
         calls = moved and self.hook(after) is not None
         if calls:
@@ -111,7 +115,7 @@ class Recorder:
     ) -> TaskView | None:
         """Write the change in its own transaction; the task as it is now, or None when the row
         moved on meanwhile (another worker, a cancel): nothing was written."""
-        after, out, calls = self.prepare(task, values, note, extra)
+        after, out, calls = self.prepare(task, values, note, extra, owner)
         assert self._sessions is not None, "made for `prepare` and `write` in the caller's transaction"
         async with self._sessions() as session, session.begin():
             written = await self.write(session, task, after, out, calls, owner)

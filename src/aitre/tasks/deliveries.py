@@ -6,9 +6,12 @@ operator's `AITRE_TASK_NOTIFY_HOOK`), adds a row with the task as its kind rende
 task go out in order (`seq`); a newer change of the same status supersedes one not yet sent (a
 receiver that is slow gets the latest progress, never a skipped status). Calls go through the
 guarded fetcher (no private addresses unless allowed), signed (`signing.py`), with a timeout and
-retries with backoff; a claimed row is leased, so two instances never send the same call (a
-worker killed between the receiver's answer and its record is the one case that repeats one:
-receivers deduplicate by `X-Aitre-Delivery`).
+retries with backoff; a claimed row is leased, so two instances never send the same call.
+
+A call is made at most once: its start is recorded before it is made, and a call found started
+without an outcome (the instance making it died) is not made again (it may have arrived) but
+fails as `interrupted`; an operator can send it again (admin API, CLI). Receivers can tell calls
+apart by `X-Aitre-Delivery`.
 """
 
 from __future__ import annotations
@@ -35,6 +38,10 @@ from aitre.tasks.protocol import Delivery, TaskView
 log = logging.getLogger(__name__)
 D = cast(Table, TaskDelivery.__table__)
 PENDING, DELIVERED, FAILED, SUPERSEDED = "pending", "delivered", "failed", "superseded"
+INTERRUPTED = (
+    "interrupted: the gateway making this call stopped before the receiver's answer was recorded; it may "
+    "have arrived, so it is not made again (send it again from the admin API or `aitre task retry-delivery`)"
+)
 _MAX_BACKOFF_S = 300.0
 
 
@@ -103,7 +110,7 @@ async def retry(session: AsyncSession, delivery_id: int, now: int) -> Delivery:
     done = await session.execute(
         update(D)
         .where(D.c.id == delivery_id, D.c.status == FAILED)
-        .values(status=PENDING, attempts=0, next_at=now, lease_owner=None)
+        .values(status=PENDING, attempts=0, next_at=now, lease_owner=None, sending_at=None)
     )
     if done.rowcount != 1:  # type: ignore[attr-defined]
         raise _not_failed(delivery_id, "changing")
@@ -151,6 +158,11 @@ class Deliverer:
     async def handle(self, unit: tuple[str, Row[Any]]) -> None:
         owner, row = unit
         m = row._mapping
+        if m["sending_at"] is not None:
+            await self._record(owner, m, None, INTERRUPTED, final=True)
+            return
+        if not await self._start(owner, m):
+            return
         body = str(m["body"]).encode()
         headers = {
             "Content-Type": "application/json",
@@ -174,6 +186,16 @@ class Deliverer:
             error = str(failed)
         await self._record(owner, m, status, error, final)
 
+    async def _start(self, owner: str, m: Any) -> bool:
+        """Record that the call is being made (committed before it is)."""
+        async with self._sessions() as session, session.begin():
+            started = await session.execute(
+                update(D)
+                .where(D.c.id == m["id"], D.c.lease_owner == owner, D.c.status == PENDING)
+                .values(sending_at=now_ms())
+            )
+        return bool(started.rowcount == 1)  # type: ignore[attr-defined]
+
     async def _secret(self, operator: bool, user_id: int) -> str | None:
         if operator:
             return self._settings.task_notify_secret or None
@@ -183,7 +205,12 @@ class Deliverer:
     async def _record(self, owner: str, m: Any, status: int | None, error: str, final: bool) -> None:
         attempts = int(m["attempts"]) + 1
         now = now_ms()
-        values: dict[str, Any] = {"attempts": attempts, "last_status": status, "lease_owner": None}
+        values: dict[str, Any] = {
+            "attempts": attempts,
+            "last_status": status,
+            "lease_owner": None,
+            "sending_at": None,
+        }
         if not error:
             values.update(status=DELIVERED, delivered_at=now, next_at=None, last_error="")
         elif final or attempts >= self._settings.notify_max_attempts:

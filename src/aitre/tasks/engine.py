@@ -15,7 +15,7 @@ import logging
 from collections.abc import AsyncIterator, Callable
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import text
+from sqlalchemy import text, update
 from sqlalchemy.exc import IntegrityError
 
 from aitre.billing.bank import Hold
@@ -30,6 +30,7 @@ from aitre.tasks.deliveries import Deliverer
 from aitre.tasks.ending import Ender, cancelled
 from aitre.tasks.protocol import (
     QUEUED,
+    RUNNING,
     WAITING,
     Delivery,
     TaskContext,
@@ -73,6 +74,7 @@ class TaskEngine:
             self._next_due,
             max(1, s.task_claim_batch * 2),
             s.task_idle_check_seconds,
+            max(1, s.task_claim_batch),
         )
         self.deliverer = Deliverer(state.sessions, state.box, state.fetcher, self.claimer, s, self._owner)
         self.notifier: Pump[Any] = Pump(
@@ -179,7 +181,7 @@ class TaskEngine:
 
     async def _claim(self, limit: int) -> list[tuple[Unit, int]]:
         owner = self._owner()
-        _, rows = await self.claimer.claim_tasks(owner, min(limit, self._settings.task_claim_batch))
+        _, rows = await self.claimer.claim_tasks(owner, limit)
         return self.runner.units(owner, now_ms(), rows)
 
     async def _next_due(self) -> int | None:
@@ -317,6 +319,27 @@ class TaskEngine:
             return {"status": QUEUED, "request": {**task.request, **patch}}
 
         return await self._take(task_id, user_id, change, "resumed", WAITING)
+
+    async def poll_now(self, task_id: str) -> bool:
+        until = now_ms() + self._lease_ms
+        async with self._sessions() as session, session.begin():
+            row = (
+                await session.execute(
+                    update(repo.T)
+                    .where(
+                        repo.T.c.id == task_id,
+                        repo.T.c.status == RUNNING,
+                        repo.T.c.lease_owner.is_(None),
+                        repo.T.c.next_poll_at.is_not(None),
+                    )
+                    .values(lease_owner=self._owner(), lease_until=until, next_poll_at=until)
+                    .returning(*repo.T.c)
+                )
+            ).first()
+        if row is None:
+            return False
+        self._run_here(repo.view(row))
+        return True
 
     async def watch(self, task_id: str, interval_s: float = 1.0) -> AsyncIterator[TaskView]:
         event = asyncio.Event()

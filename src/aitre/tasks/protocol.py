@@ -322,6 +322,12 @@ class TaskService(Protocol):
         submitted again (on its channel). 404 / 409 `task_not_waiting` otherwise."""
         ...
 
+    async def poll_now(self, task_id: str) -> bool:
+        """An upstream said the task changed (its callback): poll it now, in this process,
+        rather than at its next poll time. False when it is not running, or a worker holds it
+        (being polled already)."""
+        ...
+
     def watch(self, task_id: str, interval_s: float = 1.0) -> AsyncIterator[TaskView]:
         """The task now, then each time it changes, until it ends (changes made in this process
         are seen at once; others' within `interval_s`)."""

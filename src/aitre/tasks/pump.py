@@ -18,6 +18,10 @@ from aitre.store.models import now_ms
 
 log = logging.getLogger(__name__)
 Unit = TypeVar("Unit")
+# Work that is due but could not be claimed (a notifyHook call waiting for an earlier one of its
+# task, rows another instance is claiming at this moment): looked at again this much later,
+# rather than at once in a loop.
+_RELOOK_MS = 250
 
 
 class Pump(Generic[Unit]):
@@ -30,6 +34,7 @@ class Pump(Generic[Unit]):
         next_due: Callable[[], Awaitable[int | None]],
         capacity: int,
         idle_s: float,
+        batch: int | None = None,
     ) -> None:
         """`claim(n)` claims up to n items and returns them as units of work with their item
         counts; `handle` runs one unit; `next_due` says when the earliest item is due (ms)."""
@@ -39,6 +44,7 @@ class Pump(Generic[Unit]):
         self._handle = handle
         self._next_due = next_due
         self._capacity = capacity
+        self._batch = batch or capacity  # claimed in one round at most
         self._idle_ms = int(idle_s * 1000)
         self.wake = asyncio.Event()
         self.active = 0
@@ -85,13 +91,22 @@ class Pump(Generic[Unit]):
                 self.wake.set()
 
     async def _sleep(self) -> None:
-        now = now_ms()
-        until = now + self._idle_ms if self._due is None else min(self._due, now + self._idle_ms)
-        if until > now and not self.wake.is_set():
-            with contextlib.suppress(TimeoutError):
-                async with asyncio.timeout((until - now) / 1000):
-                    await self.wake.wait()
-        self.wake.clear()
+        """Until the next due time (at most `idle_s`), or a wake-up that makes work due now (one
+        for a later time only moves the alarm)."""
+        while True:
+            now = now_ms()
+            until = now + self._idle_ms if self._due is None else min(self._due, now + self._idle_ms)
+            if until <= now:
+                return
+            if not self.wake.is_set():
+                with contextlib.suppress(TimeoutError):
+                    async with asyncio.timeout((until - now) / 1000):
+                        await self.wake.wait()
+            if not self.wake.is_set():
+                return  # the alarm
+            self.wake.clear()
+            if self._due is None or self._due <= now_ms():
+                return
 
     async def _run(self) -> None:
         while True:
@@ -112,10 +127,16 @@ class Pump(Generic[Unit]):
             self._due = None
             return
         self.rounds += 1
-        units = await self._claim(free)
+        limit = min(free, self._batch)
+        units = await self._claim(limit)
         claimed = 0
         for unit, count in units:
             claimed += count
             self.spawn(unit, count)
-        self._backlog = claimed >= free
-        self._due = now_ms() if self._backlog else await self._next_due()
+        self._backlog = claimed >= limit
+        if self._backlog:
+            self._due = now_ms()
+            return
+        due = await self._next_due()
+        now = now_ms()
+        self._due = None if due is None else max(due, now + _RELOOK_MS) if due <= now else due
