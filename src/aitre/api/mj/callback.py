@@ -10,9 +10,7 @@ the poll reads the upstream's state as usual; polling stays the fallback when ca
 from __future__ import annotations
 
 import hmac
-from typing import TYPE_CHECKING
 
-from sqlalchemy import update
 from starlette.requests import Request
 from starlette.responses import Response
 
@@ -21,35 +19,8 @@ from aitre.api.common import app_state, read_body
 from aitre.api.mj.common import KIND, is_task_id, task_service
 from aitre.errors import ApiError
 from aitre.jsonresp import json_response
-from aitre.store.models import Task, now_ms
-from aitre.tasks.protocol import RUNNING
-
-if TYPE_CHECKING:
-    from aitre.state import AppState
 
 BODY_LIMIT = 1024 * 1024
-
-
-async def poll_now(state: AppState, task_id: str) -> bool:
-    """Make a running task due for a poll at once; whether it was waiting for one. Only a task
-    no worker holds is moved (a held one is being polled): the claim query takes it as usual.
-    (The engine has no call for this yet; it belongs there.)"""
-    now = now_ms()
-    async with state.sessions() as session, session.begin():
-        result = await session.execute(
-            update(Task)
-            .where(
-                Task.id == task_id,
-                Task.status == RUNNING,
-                Task.lease_owner.is_(None),
-                Task.next_poll_at > now,
-            )
-            .values(next_poll_at=now)
-        )
-    moved = bool(result.rowcount == 1)  # type: ignore[attr-defined]
-    if moved:
-        state.tasks.workers.due_at(now)  # this process polls it now; others within their idle check
-    return moved
 
 
 def _not_found() -> ApiError:
@@ -70,5 +41,5 @@ async def callback(request: Request) -> Response:
     channel = next((c for c in state.catalog.router.channels if c.id == task.channel_id), None)
     if channel is None or not hmac.compare_digest(token, callback_token(channel, task.id)):
         raise _not_found()  # the same answer as an unknown task: a wrong token learns nothing
-    polled = await poll_now(state, task.id)
+    polled = await tasks.poll_now(task.id)
     return json_response({"ok": True, "polled": polled})
