@@ -13,9 +13,13 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from starlette.routing import Mount
 from starlette.types import ASGIApp
 
+from aitre.adapters.mj_proxy import register as register_mj
 from aitre.adapters.registry import build_registry
 from aitre.api import audio, chat, completions, embeddings, health, images, media, models
-from aitre.api.fastpath import Gateway, Handler
+from aitre.api.fastpath import Gateway, Handler, PrefixRoute
+from aitre.api.mj import callback as mj_callback
+from aitre.api.mj import submit as mj_submit
+from aitre.api.mj import tasks as mj_tasks
 from aitre.billing.accountant import Accountant
 from aitre.billing.bank import Bank, LocalBank
 from aitre.billing.books import Books
@@ -81,17 +85,41 @@ def _fast_routes() -> dict[tuple[str, str], Handler]:
         ("GET", "/v1/models"): models.list_models,
         ("GET", "/healthz"): health.healthz,
         ("GET", "/readyz"): health.readyz,
+        **mj_routes(),
     }
     return routes
 
 
-def _prefix_routes() -> list[tuple[str, str, Handler]]:
-    return [("/v1/models/", "model", models.get_model), ("/media/", "name", media.get_media)]
+def _prefix_routes() -> list[PrefixRoute]:
+    return [
+        PrefixRoute("/v1/models/", "model", models.get_model),
+        PrefixRoute("/media/", "name", media.get_media),
+        PrefixRoute("/mj/task/", "id", mj_tasks.fetch, "/fetch"),
+        PrefixRoute("/mj/task/", "id", mj_tasks.image_seed, "/image-seed"),
+    ]
+
+
+def mj_routes() -> dict[tuple[str, str], Handler]:
+    """The MidJourney API's exact routes (midjourney-proxy's paths)."""
+    return {
+        ("POST", "/mj/submit/imagine"): mj_submit.imagine,
+        ("POST", "/mj/submit/blend"): mj_submit.blend,
+        ("POST", "/mj/submit/describe"): mj_submit.describe,
+        ("POST", "/mj/submit/shorten"): mj_submit.shorten,
+        ("POST", "/mj/submit/action"): mj_submit.action,
+        ("POST", "/mj/submit/modal"): mj_submit.modal,
+        ("POST", "/mj/insight-face/swap"): mj_submit.swap_face,
+        ("POST", "/mj/submit/swap_face"): mj_submit.swap_face,
+        ("POST", "/mj/task/list-by-condition"): mj_tasks.list_by_condition,
+        ("GET", "/mj/task/list"): mj_tasks.list_own,
+        ("POST", "/mj/_callback"): mj_callback.callback,
+    }
 
 
 def create_app(settings: Settings | None = None) -> Gateway:
     settings = settings or Settings()
     registry = build_task_registry(settings)  # before the routes: a task kind may bring its own
+    register_mj(registry)
     gateway: Gateway
 
     @contextlib.asynccontextmanager

@@ -281,6 +281,23 @@ class Settings(BaseSettings):
         "it held open. Keep it well above the heartbeat and longer than database hiccups last.",
     )
 
+    # --- MidJourney API (/mj) ----------------------------------------------------------------
+    mj_submit_wait_seconds: float = Field(
+        10.0,
+        description="How long an MJ submit waits for the upstream to take the task (a banned prompt or "
+        "a modal is answered then, as midjourney-proxy does); a task still queued then is answered "
+        "code 22 with its id.",
+    )
+    mj_max_prompt_chars: int = Field(8192, description="Longest MJ prompt accepted (characters).")
+    mj_max_image_bytes: int = Field(
+        10 * 1024 * 1024, description="Largest image accepted in an MJ submit (decoded bytes, each)."
+    )
+    mj_max_open_tasks: int = Field(
+        50,
+        description="MJ tasks one user may have open at once; more are answered code 23 (queue full). "
+        "0: no limit.",
+    )
+
     # --- tasks (MJ, videos): the durable task engine ------------------------------------------
     task_plugins: Annotated[list[str], NoDecode] = Field(
         [],

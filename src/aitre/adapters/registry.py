@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from aitre.adapters.base import Adapter
 from aitre.adapters.bfl_flux import BflAdapter
+from aitre.adapters.mj_proxy import MjProxyAdapter
 from aitre.adapters.openai_compat import OpenAICompatAdapter
 from aitre.adapters.simulator import SimulatorAdapter
 
@@ -12,5 +13,6 @@ def build_registry() -> dict[str, Adapter]:
     return {
         "openai": OpenAICompatAdapter(),
         "bfl": BflAdapter(),
+        "midjourney-proxy": MjProxyAdapter(),
         "simulator": SimulatorAdapter(),
     }

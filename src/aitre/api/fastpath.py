@@ -16,7 +16,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Awaitable, Callable
 from contextlib import AbstractAsyncContextManager
-from typing import Any
+from typing import Any, NamedTuple
 
 from starlette.requests import Request
 from starlette.routing import Match, Mount
@@ -31,18 +31,28 @@ Handler = Callable[[Request], Awaitable[Any]]
 Lifespan = Callable[[], AbstractAsyncContextManager[Any]]
 
 
+class PrefixRoute(NamedTuple):
+    """`<prefix><param><suffix>`: the param is the rest of the path (it may hold `/`) between the
+    two, e.g. `/media/{name}` or `/mj/task/{id}/fetch`."""
+
+    prefix: str
+    param: str
+    handler: Handler
+    suffix: str = ""
+
+
 class Gateway:
     def __init__(
         self,
         routes: dict[tuple[str, str], Handler],
-        prefixes: list[tuple[str, str, Handler]],
+        prefixes: list[PrefixRoute],
         lifespan: Lifespan,
         build_fallback: Callable[[], ASGIApp],
         mounts: list[Mount] | None = None,
     ) -> None:
         self.routes = routes
         self._paths = {path: sorted(m for m, p in routes if p == path) for _, path in routes}
-        self.prefixes = prefixes  # (path prefix, path-param name, handler); GET and HEAD
+        self.prefixes = prefixes  # GET and HEAD
         self.lifespan = lifespan
         self.mounts = mounts or []
         self._build_fallback = build_fallback
@@ -58,9 +68,11 @@ class Gateway:
                 await self._serve(handler, scope, receive, send)
                 return
             if scope["method"] in ("GET", "HEAD"):
-                for prefix, param, prefixed in self.prefixes:
-                    if scope["path"].startswith(prefix) and len(scope["path"]) > len(prefix):
-                        scope["path_params"] = {param: scope["path"][len(prefix) :]}
+                path = scope["path"]
+                for prefix, param, prefixed, suffix in self.prefixes:
+                    end = len(path) - len(suffix)
+                    if path.startswith(prefix) and end > len(prefix) and path.endswith(suffix):
+                        scope["path_params"] = {param: path[len(prefix) : end]}
                         await self._serve(prefixed, scope, receive, send)
                         return
             allowed = self._paths.get(scope["path"])

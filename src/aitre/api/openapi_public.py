@@ -17,6 +17,8 @@ from aitre.api.openapi_build import (
     PublicRoute,
     add_public_routes,
 )
+from aitre.api.openapi_mj import ROUTES as MJ_ROUTES
+from aitre.api.openapi_mj import TAG as MJ_TAG
 from aitre.api.schemas.audio import (
     SpeechRequest,
     Transcription,
@@ -252,9 +254,11 @@ ROUTES: tuple[PublicRoute, ...] = (
         {200: Answer("Ready.", {JSON: Readiness}), 503: Answer("Not ready, and why.", {JSON: Readiness})},
         auth=False,
     ),
+    *MJ_ROUTES,
 )
 TAGS = [
     {"name": OPENAI, "description": "The relay: OpenAI's API, with one aitre key for every upstream."},
+    MJ_TAG,
     {"name": "Media", "description": "Images and other files the gateway keeps."},
     {"name": "Health", "description": "For load balancers and orchestrators."},
 ]

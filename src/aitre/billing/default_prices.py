@@ -17,6 +17,19 @@ _GPT_IMAGE_1 = {
     "1536x1024/low": "0.016", "1536x1024/medium": "0.063", "1536x1024/high": "0.25",
 }  # fmt: skip
 
+
+def _mj(fast: str, relax: str, turbo: str) -> dict[str, Any]:
+    return {"per_call": fast, "image_prices": {"fast": fast, "relax": relax, "turbo": turbo}}
+
+
+_MJ_PRICES = {
+    **{m: _mj("0.1", "0.05", "0.2") for m in (
+        "mj_imagine", "mj_variation", "mj_high_variation", "mj_low_variation", "mj_reroll", "mj_blend",
+        "mj_zoom", "mj_custom_zoom", "mj_pan", "mj_inpaint", "mj_shorten",
+    )},
+    **{m: _mj("0.05", "0.025", "0.1") for m in ("mj_upscale", "mj_describe", "swap_face")},
+}  # fmt: skip
+
 DEFAULT_PRICES: dict[str, dict[str, Any]] = {
     # chat
     "gpt-4o-mini": _tokens("0.15", "0.60", "0.075"),
@@ -73,4 +86,7 @@ DEFAULT_PRICES: dict[str, dict[str, Any]] = {
     "whisper-1": {"per_second": "0.0001"},
     "gpt-4o-transcribe": {"per_second": "0.0001"},
     "gpt-4o-mini-transcribe": {"per_second": "0.00005"},
+    # MidJourney, per task (new-api's defaults); `image_prices` holds the price per speed mode
+    # (see docs/mj.md: reserved at the mode the prompt asks for, settled at the mode run)
+    **_MJ_PRICES,
 }

@@ -10,6 +10,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from aitre.adapters.bfl_models import BFL_MODELS, DEFAULT_FLUX_MAPPING
 from aitre.channels.model import CHANNEL_TYPES, ChannelInfo
 from aitre.errors import DomainError
+from aitre.mj.models import MJ_MODELS
 from aitre.secrets import SecretBox
 from aitre.simulator import catalog as sim_catalog
 from aitre.store.models import Channel
@@ -38,6 +39,8 @@ async def add_channel(
         raise ChannelError(f"unknown channel type {type!r}; expected one of {', '.join(CHANNEL_TYPES)}")
     if type != "simulator" and not base_url:
         raise ChannelError("a base URL is required for this channel type")
+    if not models and type == "midjourney-proxy":
+        models = list(MJ_MODELS)
     if not models:
         raise ChannelError("a channel must serve at least one model")
     if weight < 0:
@@ -94,7 +97,7 @@ def to_info(row: Channel, box: SecretBox, simulator_base: str = "") -> ChannelIn
         base_url = base_url or simulator_base
         if (row.config or {}).get("auto_models"):
             # The bootstrap channel follows the simulator's own model list across upgrades.
-            models = [*sim_catalog.all_models(), *BFL_MODELS]
+            models = [*sim_catalog.all_models(), *BFL_MODELS, *MJ_MODELS]
             mapping = {**DEFAULT_FLUX_MAPPING, **mapping}
     try:
         secret = box.decrypt(row.secret_enc)

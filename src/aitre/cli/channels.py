@@ -35,7 +35,12 @@ def _config(text: str) -> dict[str, Any]:
 @app.command("add", help="Add an upstream channel.")
 def add(
     name: Annotated[str, typer.Argument(help="A unique name.")],
-    models: Annotated[str, typer.Option(help="Comma-separated models it serves (clients' names).")],
+    models: Annotated[
+        str,
+        typer.Option(
+            help="Comma-separated models it serves (clients' names); midjourney-proxy: all MJ if empty."
+        ),
+    ] = "",
     type: Annotated[str, typer.Option("--type", help=f"One of: {', '.join(CHANNEL_TYPES)}.")] = "openai",
     base_url: Annotated[str, typer.Option(help="Upstream base URL, e.g. https://api.openai.com/v1.")] = "",
     key: Annotated[
