@@ -39,11 +39,11 @@ from aitre.tasks.protocol import (
 )
 
 if TYPE_CHECKING:
-    from starlette.types import ASGIApp
-
+    from aitre.adapters.base import Forwarder
+    from aitre.adapters.capability import Capability
+    from aitre.adapters.images import ImageMaker
     from aitre.channels.model import ChannelInfo
     from aitre.media.store import StoredMedia
-    from aitre.relay.job import RelayJob
     from aitre.state import AppState
     from aitre.tasks.registry import TaskRegistry
 
@@ -242,11 +242,11 @@ class MjProxyAdapter:
     """The relay's view of the channel type: it serves no synchronous endpoint (MJ runs as tasks);
     the channel probe and balance are the proxy's."""
 
-    def supports(self, endpoint: str, model: str) -> bool:
-        return False
+    def forwarder(self, capability: Capability, channel: ChannelInfo, model: str) -> Forwarder | None:
+        return None
 
-    async def execute(self, state: AppState, job: RelayJob, channel: ChannelInfo) -> ASGIApp:
-        raise ApiError(400, "MidJourney channels serve only the /mj routes.", code="unsupported_endpoint")
+    def image_maker(self, capability: Capability, channel: ChannelInfo, model: str) -> ImageMaker | None:
+        return None
 
     async def probe(self, state: AppState, channel: ChannelInfo) -> bool:
         try:
