@@ -26,7 +26,11 @@ FAST = {"AITRE_TASK_POLL_MIN_SECONDS": "0.05", "AITRE_TASK_POLL_MAX_SECONDS": "0
 def fast_gateway(gw: Gateway, step_seconds: float = 0.05) -> Gateway:
     """Start `gw` (made with `**FAST`) and speed up its built-in simulator's MJ clock."""
     gw.start()
-    httpx.post(gw.url + "/sim/_sim/config", json={"mj_step_seconds": step_seconds}).raise_for_status()
+    try:
+        gw.sim_control("/_sim/config", {"mj_step_seconds": step_seconds}).raise_for_status()
+    except BaseException:
+        gw.stop()  # a fixture that fails in set-up is not torn down
+        raise
     return gw
 
 

@@ -177,6 +177,30 @@ class Gateway:
     def stop(self) -> None:
         self.proc.stop()
 
+    def sim_control(self, path: str, body: Any) -> httpx.Response:
+        """POST to the mounted simulator's control route `path` (e.g. `/_sim/config`). Its key is
+        random on first start; the embedded simulator channel's key is rotated to SIM_KEY once
+        (through the admin API, as an operator would) so the test can authenticate."""
+        admin = {"Authorization": f"Bearer {self.admin_key}"}
+        if not getattr(self, "_sim_key_set", False):
+            channels = httpx.get(self.url + "/api/admin/channels", headers=admin, timeout=30)
+            channels.raise_for_status()
+            items = channels.json()
+            items = items.get("data", items) if isinstance(items, dict) else items
+            sim = next(c for c in items if c["type"] == "simulator")
+            httpx.patch(
+                f"{self.url}/api/admin/channels/{sim['id']}", json={"key": SIM_KEY}, headers=admin, timeout=30
+            ).raise_for_status()
+            self._sim_key_set = True
+        headers = {"Authorization": f"Bearer {SIM_KEY}"}
+
+        def sent() -> httpx.Response | None:
+            r = httpx.post(self.url + "/sim" + path, json=body, headers=headers, timeout=30)
+            return None if r.status_code == 401 else r  # until the catalog has the new key
+
+        resp: httpx.Response = wait_until(sent, 10)
+        return resp
+
     @property
     def api(self) -> str:
         return self.url + "/v1"
