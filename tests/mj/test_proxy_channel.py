@@ -19,7 +19,9 @@ from tests.support.processes import Gateway, Simulator, wait_until
 
 def _sim(tmp: Path, name: str) -> Simulator:
     sim = Simulator(tmp / name, f"{name}-secret").start()
-    httpx.post(sim.url + "/_sim/config", json={"mj_step_seconds": 0.05}, headers=sim.headers).raise_for_status()
+    httpx.post(
+        sim.url + "/_sim/config", json={"mj_step_seconds": 0.05}, headers=sim.headers
+    ).raise_for_status()
     return sim
 
 

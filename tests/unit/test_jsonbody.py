@@ -64,7 +64,10 @@ def test_parse_object_refuses_duplicates_and_deep_nesting() -> None:
 
 keys = st.text(alphabet=st.sampled_from('ab:"\\\u00e9\u6f22 '), max_size=4)
 values = st.recursive(
-    st.none() | st.booleans() | st.integers(-(2**63), 2**64 - 1) | st.text(alphabet=st.sampled_from('x:"\\\u003a '), max_size=6),
+    st.none()
+    | st.booleans()
+    | st.integers(-(2**63), 2**64 - 1)
+    | st.text(alphabet=st.sampled_from('x:"\\\u003a '), max_size=6),
     lambda inner: st.lists(inner, max_size=3) | st.dictionaries(keys, inner, max_size=3),
     max_leaves=12,
 )
