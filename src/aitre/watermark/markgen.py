@@ -23,20 +23,20 @@ OPACITY = 0.6  # peak alpha of the strokes: semi-transparent, as the real mark i
 def draw_mark(width: int = 120, height: int = 44) -> NDArray[np.uint8]:
     """The template as an H×W×4 RGBA array (white, alpha up to OPACITY)."""
     w, h = width * _SUPER, height * _SUPER
-    canvas = np.zeros((h, w), np.uint8)
+    canvas: NDArray[np.uint8] = np.zeros((h, w), np.uint8)
     stroke = max(1, round(2.2 * _SUPER))
     # the cloud: a flat base and three bumps, drawn as one outline
     cy, r = h // 2 + h // 10, h // 4
     cx = h // 2 + _SUPER
     cloud = np.zeros_like(canvas)
     for dx, dy, rr in ((-r, 0, r), (0, -r // 2, int(r * 1.25)), (r, 0, r)):
-        cv2.circle(cloud, (cx + dx, cy + dy), rr, 255, -1, cv2.LINE_AA)
-    cv2.rectangle(cloud, (cx - r, cy), (cx + r, cy + r), 255, -1)
+        cv2.circle(cloud, (cx + dx, cy + dy), rr, (255,), -1, cv2.LINE_AA)
+    cv2.rectangle(cloud, (cx - r, cy), (cx + r, cy + r), (255,), -1)
     inner = cv2.erode(cloud, np.ones((stroke, stroke), np.uint8))
-    canvas = np.maximum(canvas, cv2.subtract(cloud, inner))
+    canvas = np.maximum(canvas, cv2.subtract(cloud, inner)).astype(np.uint8)
     # two eyes: the logo's face
     for ex in (cx - r // 3, cx + r // 3):
-        cv2.circle(canvas, (ex, cy - r // 5), max(1, stroke // 2 + _SUPER // 2), 255, -1, cv2.LINE_AA)
+        cv2.circle(canvas, (ex, cy - r // 5), max(1, stroke // 2 + _SUPER // 2), (255,), -1, cv2.LINE_AA)
     # the word
     scale = h / 56.0
     cv2.putText(
@@ -45,7 +45,7 @@ def draw_mark(width: int = 120, height: int = 44) -> NDArray[np.uint8]:
         (cx + 2 * r + 3 * _SUPER, cy + r // 2 + _SUPER),
         cv2.FONT_HERSHEY_DUPLEX,
         scale,
-        255,
+        (255,),
         max(1, round(scale * 2.2)),
         cv2.LINE_AA,
     )
