@@ -35,7 +35,7 @@ from aitre.channels.health import ChannelHealth
 from aitre.channels.ops import ChannelOps
 from aitre.config import Settings
 from aitre.media.fetch import MediaFetcher
-from aitre.media.store import LocalMediaStore
+from aitre.media.store import open_media_store
 from aitre.relay.upstream import Upstream
 from aitre.secrets import SecretBox, load_or_create_key
 from aitre.security.forwarded import ForwardedFor
@@ -220,6 +220,13 @@ async def _start_state(settings: Settings, registry: TaskRegistry) -> AppState:
         base_cooldown=settings.breaker_cooldown_seconds,
         max_cooldown=settings.breaker_max_cooldown_seconds,
     )
+    cluster = None
+    if settings.redis_url:
+        from aitre.billing.redis_bank import namespace
+        from aitre.cluster import Cluster
+
+        cluster = Cluster(settings.redis_url, namespace(settings.resolved_database_url()), catalog, health)
+        cluster.start()
     state = AppState(
         settings=settings,
         engine=engine,
@@ -233,7 +240,7 @@ async def _start_state(settings: Settings, registry: TaskRegistry) -> AppState:
         tokenizer=tokenizer,
         adapters=build_registry(),
         accountant=Accountant(bank, catalog.prices, limiter, tokenizer, settings),
-        media=LocalMediaStore(settings.resolved_media_dir(), settings.resolved_public_url()),
+        media=await open_media_store(settings),
         fetcher=MediaFetcher(
             AddressPolicy(settings.fetch_allow_private, settings.fetch_allowed_cidrs),
             max_bytes=settings.fetch_max_bytes,
@@ -242,6 +249,7 @@ async def _start_state(settings: Settings, registry: TaskRegistry) -> AppState:
         health=health,
         channel_ops=ChannelOps(sessions, health),
         forwarded=ForwardedFor(settings.forwarded_allow_ips),
+        cluster=cluster,
     )
     state.channel_ops.start(state)
     state.tasks = TaskEngine(state, registry)
@@ -281,6 +289,8 @@ def _choose_bank(
 async def _stop_state(state: AppState) -> None:
     await state.tasks.stop()  # first: ending a task uses the bank and the books
     await state.channel_ops.stop()
+    if state.cluster is not None:
+        await state.cluster.stop()
     await state.catalog.stop()
     await state.instance.stop()
     if await state.books.stop():
@@ -296,4 +306,5 @@ async def _stop_state(state: AppState) -> None:
         await closer()
     await state.upstream.close()
     await state.fetcher.close()
+    await state.media.close()
     await state.engine.dispose()
