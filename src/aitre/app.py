@@ -206,6 +206,9 @@ async def _start_state(settings: Settings, registry: TaskRegistry) -> AppState:
     books.start()
     recorder = UsageRecorder(books)
     bank, limiter = _choose_bank(settings, sessions, books, several)
+    prepare = getattr(bank, "prepare", None)  # Redis: learn its generation before owing it anything
+    if prepare is not None:
+        await prepare(await instance.others_alive())
     bank.absorb(recovered)  # refunds made on start reach balances kept outside the database
     instance.start(books.lock, bank.absorb)
     catalog.on_change.append(bank.reload)
@@ -270,7 +273,10 @@ def _choose_bank(
         from aitre.billing.redis_limits import RedisRateLimiter
 
         balances = RedisBalances(
-            settings.redis_url, settings.resolved_database_url(), settings.redis_max_connections
+            settings.redis_url,
+            settings.resolved_database_url(),
+            settings.redis_max_connections,
+            settings.redis_reseed_seconds,
         )
         return RedisBank(sessions, books, balances), RedisRateLimiter(balances.redis, balances.ns)
     if settings.is_sqlite:

@@ -42,6 +42,12 @@ class Settings(BaseSettings):
         description="Connections each process keeps to Redis at most; beyond that, callers wait for one "
         "(up to 20 s) rather than fail.",
     )
+    redis_reseed_seconds: float = Field(
+        3.0,
+        description="When Redis comes back without the balances (restarted without persistence, "
+        "flushed), how long to wait before loading them again from the database, so that every "
+        "instance's books have reached it; requests get 503 meanwhile. Keep it above `flush_seconds`.",
+    )
     secret_key: str = Field(
         "",
         description="Fernet key that encrypts upstream secrets at rest. Default: generated once into "

@@ -135,6 +135,20 @@ class Instance:
                 )
         self.id = new_id
 
+    async def others_alive(self) -> bool:
+        """Whether another instance on this database is running (a heartbeat within the dead
+        time, neither stopped nor recovered)."""
+        async with self._sessions() as session:
+            now = db_now(session)
+            found = await session.scalar(
+                text(
+                    "SELECT COUNT(*) FROM instances WHERE id <> :me AND stopped_at IS NULL "
+                    f"AND recovered_at IS NULL AND heartbeat_at >= {now} - :dead"
+                ),
+                {"me": self.id, "dead": self._dead_ms},
+            )
+        return bool(found)
+
     async def beat(self) -> None:
         """Heartbeat. An instance that finds itself declared gone (its heartbeats did not reach
         the database for the dead time) carries on under a fresh id: its endings of holds that

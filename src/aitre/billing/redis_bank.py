@@ -6,6 +6,11 @@ batches, `users.quota == SUM(ledger)`), and Redis is loaded from it on first use
 Changes made outside a request (top-ups, redeem codes, a key's new quota) are applied to Redis
 after they commit (`apply_external`), and so are refunds made by recovery (`absorb`). A
 settlement is capped at what was reserved, as in every bank (`holds.capped`).
+
+Redis going away: reservations and rate checks get 503 `billing_unavailable` (nothing charged),
+give-backs wait in memory and are sent again, and service resumes by itself when Redis answers.
+Redis coming back *empty*: balances load again from the database after a short pause, and
+give-backs owed from before are dropped, since the database has them (`redis_reseed`).
 """
 
 from __future__ import annotations
@@ -24,6 +29,7 @@ from aitre.billing.bank import Hold, billing_unavailable, credit_op, hold_op, in
 from aitre.billing.books import Books
 from aitre.billing.holds import books_backlogged, capped, check_durable, commit_durable, end_by_id
 from aitre.billing.recovery import undo
+from aitre.billing.redis_reseed import Generation, Restoring
 from aitre.store.models import Token, User
 
 log = logging.getLogger(__name__)
@@ -73,12 +79,18 @@ def namespace(database_url: str) -> str:
 class RedisBalances:
     """The Redis side of the balances, usable without a running gateway (CLI, recovery)."""
 
-    def __init__(self, url: str, database_url: str, max_connections: int = 64) -> None:
+    def __init__(
+        self, url: str, database_url: str, max_connections: int = 64, reseed_seconds: float = 3.0
+    ) -> None:
         # A bounded pool that makes callers wait: redis-py's default pool raises "Too many
         # connections" past 100, which under load failed reservations and lost give-backs.
-        pool = BlockingConnectionPool.from_url(url, max_connections=max(1, max_connections), timeout=20)
+        # A Redis that does not accept a connection is known at once, not after 20 s.
+        pool = BlockingConnectionPool.from_url(
+            url, max_connections=max(1, max_connections), timeout=20, socket_connect_timeout=2
+        )
         self.redis: Redis = Redis.from_pool(pool)
         self.ns = namespace(database_url)
+        self.generation = Generation(self.redis, self.ns, reseed_seconds)
 
     def user_key(self, user_id: int) -> str:
         return f"{self.ns}:u:{user_id}"
@@ -130,16 +142,33 @@ class RedisBank:
         self._books = books
         self.balances = balances
         self._script = balances.redis.register_script(_RESERVE)
-        self._add = balances.redis.register_script(_ADD_ALL)
+        self._gen = balances.generation
         self._open: dict[str, Hold] = {}
         self._owed: dict[str, int] = {}  # Redis balance key -> units owed to it (or, negative, by it)
         self._giving: asyncio.Task[None] | None = None
         books.on_unwritten = self._take_back
 
+    async def prepare(self, others_alive: bool) -> None:
+        """On start, before anything is owed: learn Redis' generation (see `redis_reseed`)."""
+        try:
+            await self._gen.ensure(others_alive)
+        except RedisError as exc:
+            log.warning("Redis does not answer at start (requests get 503 until it does): %s", exc)
+
+    async def _load(self, key: str, value: int | str) -> None:
+        try:
+            if await self._gen.load(key, value):
+                self._drop_owed()
+        except Restoring as pause:
+            wait = max(1, -(-pause.ms_left // 1000))
+            error = billing_unavailable("Balances are being restored after Redis lost them; retry shortly.")
+            error.headers["retry-after"] = str(wait)
+            raise error from None
+
     async def _load_user(self, user_id: int) -> None:
         async with self._sessions() as session:
             quota = await session.scalar(select(User.quota).where(User.id == user_id))
-        await self.balances.redis.set(self.balances.user_key(user_id), int(quota or 0), nx=True)
+        await self._load(self.balances.user_key(user_id), int(quota or 0))
 
     async def _load_token(self, token_id: int) -> None:
         async with self._sessions() as session:
@@ -147,7 +176,15 @@ class RedisBank:
                 await session.execute(select(Token.remain_quota, Token.unlimited).where(Token.id == token_id))
             ).first()
         value: int | str = "U" if row is None or row[1] else int(row[0])
-        await self.balances.redis.set(self.balances.token_key(token_id), value, nx=True)
+        await self._load(self.balances.token_key(token_id), value)
+
+    def _drop_owed(self) -> None:
+        """Redis was reset: what was owed to the balances it lost is in the database, which the
+        balances load from again."""
+        dropped = sum(self._owed.values())
+        self._owed = {}
+        if dropped:
+            log.warning("Redis was reset: %d units owed to it are dropped (the database has them)", dropped)
 
     async def reserve(self, hold: Hold) -> None:
         if self._books.full():
@@ -159,7 +196,7 @@ class RedisBank:
         for _ in range(4):
             try:
                 result = await self._script(keys=keys, args=[hold.amount])
-            except RedisError as exc:
+            except (RedisError, OSError) as exc:
                 log.warning("reserving in Redis failed: %s", exc)
                 raise billing_unavailable() from None
             code = int(result[0])
@@ -178,10 +215,14 @@ class RedisBank:
                     f"This API key's quota is used up: the request needs up to {hold.amount} units, the key "
                     f"has {int(result[1])} left."
                 )
-            if code == -3:
-                await self._load_user(hold.user_id)
-            elif code == -4 and hold.token_id is not None:
-                await self._load_token(hold.token_id)
+            try:
+                if code == -3:
+                    await self._load_user(hold.user_id)
+                elif code == -4 and hold.token_id is not None:
+                    await self._load_token(hold.token_id)
+            except (RedisError, OSError) as exc:
+                log.warning("loading a balance into Redis failed: %s", exc)
+                raise billing_unavailable() from None
         raise RuntimeError("could not load balances into Redis")
 
     def _give_back(self, hold: Hold, amount: int) -> None:
@@ -206,17 +247,31 @@ class RedisBank:
 
     async def _give(self) -> None:
         await asyncio.sleep(0)  # let this loop turn's other settlements join the batch
+        failing = False
         while self._owed:
             batch, self._owed = self._owed, {}
             batch = {k: v for k, v in batch.items() if v}
             if not batch:
                 continue
             try:
-                await self._add(keys=list(batch), args=list(batch.values()))
-            except Exception:
+                if not self._gen.current:
+                    await self._gen.ensure(others_alive=True)
+                if not await self._gen.give(self._gen.current, batch):
+                    self._owed[""] = sum(batch.values())  # counted in the warning below
+                    self._drop_owed()
+                if failing:
+                    log.warning("Redis takes give-backs again")
+                failing = False
+            except Exception as exc:
                 for key, amount in batch.items():
                     self._owed[key] = self._owed.get(key, 0) + amount
-                log.exception("returning %d units to Redis failed; trying again", sum(batch.values()))
+                if not failing:  # once per outage, not once a second
+                    log.warning(
+                        "returning %d units to Redis failed (%s); trying again every second",
+                        sum(batch.values()),
+                        exc,
+                    )
+                failing = True
                 await asyncio.sleep(1.0)
 
     def settle(self, hold: Hold, actual: int) -> int:
@@ -277,17 +332,25 @@ class RedisBank:
         await self.balances.add_to_user(user_id, amount)
 
     async def balance(self, user_id: int) -> int:
-        value = await self.balances.redis.get(self.balances.user_key(user_id))
-        if value is None:
-            await self._load_user(user_id)
+        try:
             value = await self.balances.redis.get(self.balances.user_key(user_id))
+            if value is None:
+                await self._load_user(user_id)
+                value = await self.balances.redis.get(self.balances.user_key(user_id))
+        except (RedisError, OSError) as exc:
+            log.warning("reading a balance in Redis failed: %s", exc)
+            raise billing_unavailable() from None
         return int(value or 0)
 
     async def token_remaining(self, token_id: int) -> int | None:
-        value = await self.balances.redis.get(self.balances.token_key(token_id))
-        if value is None:
-            await self._load_token(token_id)
+        try:
             value = await self.balances.redis.get(self.balances.token_key(token_id))
+            if value is None:
+                await self._load_token(token_id)
+                value = await self.balances.redis.get(self.balances.token_key(token_id))
+        except (RedisError, OSError) as exc:
+            log.warning("reading a key's quota in Redis failed: %s", exc)
+            raise billing_unavailable() from None
         return None if value in (None, b"U") else int(value)
 
     async def reload(self) -> None:
