@@ -278,7 +278,8 @@ def _choose_bank(
             settings.redis_max_connections,
             settings.redis_reseed_seconds,
         )
-        return RedisBank(sessions, books, balances), RedisRateLimiter(balances.redis, balances.ns)
+        bank = RedisBank(sessions, books, balances, settings.key_max_inflight)
+        return bank, RedisRateLimiter(balances.redis, balances.ns)
     if settings.is_sqlite:
         log.warning(
             "several workers on SQLite without AITRE_REDIS_URL: every request reserves in the database "

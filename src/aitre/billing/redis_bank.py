@@ -30,12 +30,16 @@ from aitre.billing.books import Books
 from aitre.billing.holds import books_backlogged, capped, check_durable, commit_durable, end_by_id
 from aitre.billing.recovery import undo
 from aitre.billing.redis_reseed import Generation, Restoring
+from aitre.billing.redis_slots import KeySlots
+from aitre.errors import ApiError
 from aitre.store.models import Token, User
 
 log = logging.getLogger(__name__)
 
-# KEYS: user balance, key balance (or ""); ARGV: amount. A key balance "U" means unlimited.
-# Returns {1, key_limited}, {-1, balance}, {-2, key_balance}, {-3} user not loaded, {-4} key not loaded.
+# KEYS: user balance, key balance (or ""), the key's slots (or "": no cap across instances).
+# ARGV: amount, slot cap, this process's field, the alive-mark prefix. A key balance "U" means
+# unlimited. Returns {1, key_limited}, {-1, balance}, {-2, key_balance}, {-3} user not loaded,
+# {-4} key not loaded, {-5, in flight} the key's slots are all taken (see `redis_slots`).
 _RESERVE = """
 local a = tonumber(ARGV[1])
 local u = redis.call('GET', KEYS[1])
@@ -45,11 +49,27 @@ if KEYS[2] ~= '' then
   t = redis.call('GET', KEYS[2])
   if not t then return {-4} end
 end
+if KEYS[3] ~= '' then
+  local all = redis.call('HGETALL', KEYS[3])
+  local open = 0
+  for i = 1, #all, 2 do
+    if all[i] == ARGV[3] or redis.call('EXISTS', ARGV[4] .. all[i]) == 1 then
+      open = open + tonumber(all[i + 1])
+    else
+      redis.call('HDEL', KEYS[3], all[i])
+    end
+  end
+  if open >= tonumber(ARGV[2]) then return {-5, open} end
+end
 u = tonumber(u)
 if u < a then return {-1, u} end
 local limited = t and t ~= 'U'
 if limited and tonumber(t) < a then return {-2, tonumber(t)} end
 redis.call('DECRBY', KEYS[1], a)
+if KEYS[3] ~= '' then
+  redis.call('HINCRBY', KEYS[3], ARGV[3], 1)
+  redis.call('PEXPIRE', KEYS[3], 86400000)
+end
 if limited then redis.call('DECRBY', KEYS[2], a); return {1, 1} end
 return {1, 0}
 """
@@ -136,20 +156,28 @@ class RedisBalances:
 
 class RedisBank:
     def __init__(
-        self, sessions: async_sessionmaker[AsyncSession], books: Books, balances: RedisBalances
+        self,
+        sessions: async_sessionmaker[AsyncSession],
+        books: Books,
+        balances: RedisBalances,
+        key_max_inflight: int = 0,
     ) -> None:
         self._sessions = sessions
         self._books = books
         self.balances = balances
         self._script = balances.redis.register_script(_RESERVE)
         self._gen = balances.generation
+        self.slots = KeySlots(balances.redis, balances.ns, key_max_inflight)
         self._open: dict[str, Hold] = {}
+        self._slotted: dict[str, str] = {}  # hold id -> the slots hash it took a slot in
         self._owed: dict[str, int] = {}  # Redis balance key -> units owed to it (or, negative, by it)
+        self._freed: dict[str, int] = {}  # slots hash -> slots to give back
         self._giving: asyncio.Task[None] | None = None
         books.on_unwritten = self._take_back
 
     async def prepare(self, others_alive: bool) -> None:
         """On start, before anything is owed: learn Redis' generation (see `redis_reseed`)."""
+        self.slots.start()
         try:
             await self._gen.ensure(others_alive)
         except RedisError as exc:
@@ -189,13 +217,17 @@ class RedisBank:
     async def reserve(self, hold: Hold) -> None:
         if self._books.full():
             raise books_backlogged()
+        # A task's hold (durable) is not a request in flight: it takes no slot.
+        slots = "" if hold.durable else self.slots.key(hold.token_id)
         keys = [
             self.balances.user_key(hold.user_id),
             self.balances.token_key(hold.token_id) if hold.token_id else "",
+            slots,
         ]
+        args: list[str | int] = [hold.amount, self.slots.cap, self.slots.me, self.slots.alive_prefix]
         for _ in range(4):
             try:
-                result = await self._script(keys=keys, args=[hold.amount])
+                result = await self._script(keys=keys, args=args)
             except (RedisError, OSError) as exc:
                 log.warning("reserving in Redis failed: %s", exc)
                 raise billing_unavailable() from None
@@ -203,6 +235,8 @@ class RedisBank:
             if code == 1:
                 hold.token_limited = bool(int(result[1]))
                 self._open[hold.hold_id] = hold
+                if slots:
+                    self._slotted[hold.hold_id] = slots
                 self._books.ledger(hold_op(hold, "reserve", -hold.amount), now=False)
                 return
             if code == -1:
@@ -214,6 +248,14 @@ class RedisBank:
                 raise insufficient(
                     f"This API key's quota is used up: the request needs up to {hold.amount} units, the key "
                     f"has {int(result[1])} left."
+                )
+            if code == -5:
+                raise ApiError(
+                    429,
+                    f"This API key already has {self.slots.cap} requests in flight; wait for one to finish.",
+                    type="requests",
+                    code="too_many_concurrent_requests",
+                    headers={"retry-after": "1"},
                 )
             try:
                 if code == -3:
@@ -239,6 +281,14 @@ class RedisBank:
         if self._giving is None or self._giving.done():
             self._giving = asyncio.get_running_loop().create_task(self._give())
 
+    def _free_slot(self, hold_id: str) -> None:
+        slots = self._slotted.pop(hold_id, None)
+        if slots is None:
+            return
+        self._freed[slots] = self._freed.get(slots, 0) + 1
+        if self._giving is None or self._giving.done():
+            self._giving = asyncio.get_running_loop().create_task(self._give())
+
     def _owe(self, amounts: dict[str, int]) -> None:
         for key, amount in amounts.items():
             self._owed[key] = self._owed.get(key, 0) + amount
@@ -248,15 +298,16 @@ class RedisBank:
     async def _give(self) -> None:
         await asyncio.sleep(0)  # let this loop turn's other settlements join the batch
         failing = False
-        while self._owed:
+        while self._owed or self._freed:
             batch, self._owed = self._owed, {}
+            freed, self._freed = self._freed, {}
             batch = {k: v for k, v in batch.items() if v}
-            if not batch:
+            if not batch and not freed:
                 continue
             try:
                 if not self._gen.current:
                     await self._gen.ensure(others_alive=True)
-                if not await self._gen.give(self._gen.current, batch):
+                if not await self._gen.give(self._gen.current, batch, self.slots.me, freed):
                     self._owed[""] = sum(batch.values())  # counted in the warning below
                     self._drop_owed()
                 if failing:
@@ -265,6 +316,8 @@ class RedisBank:
             except Exception as exc:
                 for key, amount in batch.items():
                     self._owed[key] = self._owed.get(key, 0) + amount
+                for key, count in freed.items():
+                    self._freed[key] = self._freed.get(key, 0) + count
                 if not failing:  # once per outage, not once a second
                     log.warning(
                         "returning %d units to Redis failed (%s); trying again every second",
@@ -279,6 +332,7 @@ class RedisBank:
             return 0
         charge, note = (actual, "") if 0 <= actual <= hold.amount else capped(hold.amount, actual)
         self._books.ledger(hold_op(hold, "settle", hold.amount - charge, used=charge, note=note), now=True)
+        self._free_slot(hold.hold_id)
         self._give_back(hold, hold.amount - charge)
         return charge
 
@@ -286,6 +340,7 @@ class RedisBank:
         if self._open.pop(hold.hold_id, None) is None:
             return
         self._books.ledger(hold_op(hold, "refund", hold.amount, note=note), now=True)
+        self._free_slot(hold.hold_id)
         self._give_back(hold, hold.amount)
 
     # --- holds that outlive the process ---------------------------------------------------------
@@ -366,7 +421,8 @@ class RedisBank:
         return len(self._open)
 
     async def close(self) -> None:
-        if self._owed and (self._giving is None or self._giving.done()):
+        await self.slots.stop()
+        if (self._owed or self._freed) and (self._giving is None or self._giving.done()):
             self._giving = asyncio.get_running_loop().create_task(self._give())
         if self._giving is not None:
             try:

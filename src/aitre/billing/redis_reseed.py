@@ -53,15 +53,22 @@ redis.call('SET', KEYS[2], ARGV[1], 'NX')
 return {1, g}
 """
 
-# KEYS: generation, balances. ARGV: the generation owed under, amounts. A balance not loaded
-# (its next load reads the database, which has the change) or unlimited ("U") is left alone.
-# Returns {1} when applied, {0, current generation} when Redis was reset since.
+# KEYS: generation, N balances, then keys' slot hashes (`redis_slots`). ARGV: the generation
+# owed under, N, the N amounts, this process's field, the slots freed in each hash. Slots are
+# given back whatever the generation (never below zero). A balance not loaded (its next load
+# reads the database, which has the change) or unlimited ("U") is left alone. Returns {1} when
+# the amounts were applied, {0, current generation} when Redis was reset since they were owed.
 _GIVE = """
+local n = tonumber(ARGV[2])
+local me = ARGV[n + 3]
+for i = n + 2, #KEYS do
+  if redis.call('HINCRBY', KEYS[i], me, -tonumber(ARGV[i + 2])) <= 0 then redis.call('HDEL', KEYS[i], me) end
+end
 local g = redis.call('GET', KEYS[1])
 if g ~= ARGV[1] then return {0, g or ''} end
-for i = 2, #KEYS do
+for i = 2, n + 1 do
   local v = redis.call('GET', KEYS[i])
-  if v and v ~= 'U' then redis.call('INCRBY', KEYS[i], ARGV[i]) end
+  if v and v ~= 'U' then redis.call('INCRBY', KEYS[i], ARGV[i + 1]) end
 end
 return {1}
 """
@@ -104,10 +111,15 @@ class Generation:
             raise Restoring(int(result[2]))
         return changed
 
-    async def give(self, generation: str, amounts: dict[str, int]) -> bool:
+    async def give(
+        self, generation: str, amounts: dict[str, int], me: str = "", freed: dict[str, int] | None = None
+    ) -> bool:
         """Add `amounts` owed under `generation` to the loaded balances; False (and nothing
-        added) when Redis was reset since."""
-        result = await self._give(keys=[self.key, *amounts], args=[generation, *amounts.values()])
+        added) when Redis was reset since. `freed`: slots to give back in `me`'s fields."""
+        freed = freed or {}
+        keys = [self.key, *amounts, *freed]
+        args: list[str | int] = [generation, len(amounts), *amounts.values(), me, *freed.values()]
+        result = await self._give(keys=keys, args=args)
         if int(result[0]) == 1:
             return True
         if result[1]:  # empty: reset, and no balance loaded again yet (none to add to)
