@@ -64,6 +64,7 @@ def test_a_breaker_tripped_on_one_instance_cools_the_channel_on_the_other(
         AITRE_PROBE_INTERVAL_SECONDS="3600",  # probes only when the test asks
     )
     _, _, key = pair.new_user("health", 1_000_000)
+    assert _health(pair, pair.b, "bad")["breaker"] == "closed"  # (B's admin API is built on first use)
     # `bad` (tried first) fails its chat calls; `good`, the same simulator, sends another model.
     sim.set_faults({"spec": "status=500", "path": "/chat", "model": "gpt-4o-mini"})
     try:
