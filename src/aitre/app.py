@@ -42,7 +42,7 @@ from aitre.security.forwarded import ForwardedFor
 from aitre.security.ssrf import AddressPolicy
 from aitre.state import AppState
 from aitre.store.db import make_engine, make_sessionmaker
-from aitre.store.migrate import upgrade_to_head
+from aitre.store.migrate import lock_schema, upgrade_to_head
 from aitre.tasks.engine import TaskEngine
 from aitre.tasks.registry import TaskRegistry, build_task_registry
 from aitre.tokenizer import Tokenizer
@@ -61,6 +61,7 @@ async def prepare_database(settings: Settings) -> FirstKeys | None:
             return None
         sessions = make_sessionmaker(engine)
         async with sessions() as session, session.begin():
+            await lock_schema(await session.connection())  # one first start, however many begin at once
             keys = await bootstrap_if_empty(
                 session, box, with_simulator=settings.simulator_enabled, quota=settings.bootstrap_quota
             )
