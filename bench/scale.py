@@ -65,6 +65,7 @@ class Row:
     errors: int
     cpu_us_instances: float  # the instances' CPU per request
     cpu_us_shared: float  # nginx in front, Redis, PostgreSQL: per request
+    rss_mb: float  # the instances' memory after the cell, all together
 
 
 def write_balancer(prefix: Path, port: int, backends: list[int]) -> Path:
@@ -264,6 +265,7 @@ def measure(
                     result.errors,
                     round(used * per, 1),
                     round(shared_used * per, 1),
+                    round(sum(s.rss_bytes() for s in servers) / 2**20, 1),
                 )
             )
             got = f"{result.rps:.0f} req/s, p50 {result.p50_ms:.2f} ms, {result.errors} errors"
@@ -277,7 +279,7 @@ def report(rows: list[Row], args: argparse.Namespace, notes: list[str]) -> dict[
     title = f"scaling behind nginx, c={args.concurrency}, {args.duration} s per cell, {os.cpu_count()} cores"
     table = Table(title=title)
     columns = ["target", "instances", "mode", "req/s", "p50 ms", "p99 ms", "errors"]
-    for col in [*columns, "CPU µs/req (instances)", "CPU µs/req (nginx+Redis+PG)", "scaling"]:
+    for col in [*columns, "CPU µs/req (instances)", "CPU µs/req (nginx+Redis+PG)", "RSS MB", "scaling"]:
         table.add_column(col)
     base = {(r.target, r.mode): r.rps for r in rows if r.instances == 1}
     out_rows = []
@@ -293,6 +295,7 @@ def report(rows: list[Row], args: argparse.Namespace, notes: list[str]) -> dict[
             str(r.errors),
             f"{r.cpu_us_instances:.0f}",
             f"{r.cpu_us_shared:.0f}",
+            f"{r.rss_mb:.0f}",
             f"{scaling:.2f}×" if scaling else "",
         )
         out_rows.append({**asdict(r), "scaling": round(scaling, 3) if scaling else None})
