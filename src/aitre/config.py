@@ -81,7 +81,8 @@ class Settings(BaseSettings):
     key_max_inflight: int = Field(
         128,
         description="Requests one API key may have in flight in each process (a stream until it ends); "
-        "beyond it 429 `too_many_concurrent_requests`. 0: no cap.",
+        "with Redis, also across every process and instance (from reservation to settlement). Beyond "
+        "it 429 `too_many_concurrent_requests`. 0: no cap.",
     )
     api_max_body_bytes: int = Field(
         1024 * 1024,
