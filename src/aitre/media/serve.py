@@ -42,10 +42,10 @@ def byte_range(header: str | None, size: int) -> tuple[int, int] | Literal[False
         end = int(last) if last else size - 1
     except ValueError:
         return None
-    if start < 0 or end < start:
-        return None
     if start >= size:
         return False
+    if end < start:
+        return None
     return start, min(end, size - 1)
 
 
