@@ -40,7 +40,7 @@ from rich.table import Table
 
 from bench import canned, nginx
 from bench.load import run_wrk, write_script
-from bench.procs import Server, Supervisor, clean_env, free_port, pids_named, tree_cpu_seconds, wait_healthy
+from bench.procs import Server, Supervisor, clean_env, free_port, tree_cpu_seconds, wait_healthy
 from bench.targets import DUMMY_KEY, LITELLM_MASTER_KEY, Endpoint, Unavailable, _litellm_config, verify
 
 REPO = Path(__file__).resolve().parent.parent
@@ -135,6 +135,21 @@ class Services:
         self.databases.append(name)
         base = PG_DSN.rsplit("/", 1)[0].replace("postgresql://", "postgresql+asyncpg://")
         return f"{base}/{name}"
+
+    def backends(self) -> list[int]:
+        """The PostgreSQL server processes serving this run's databases (not other users')."""
+
+        async def query() -> list[int]:
+            conn = await asyncpg.connect(PG_DSN)
+            try:
+                rows = await conn.fetch(
+                    "SELECT pid FROM pg_stat_activity WHERE datname = ANY($1::text[])", self.databases
+                )
+                return [int(r["pid"]) for r in rows]
+            finally:
+                await conn.close()
+
+        return asyncio.run(query()) if self.databases else []
 
     def drop(self) -> None:
         for name in self.databases:
@@ -231,6 +246,7 @@ def measure(
     work: Path,
     args: argparse.Namespace,
     shared_pids: list[int],
+    svc: Services | None = None,
 ) -> list[Row]:
     lb_port = free_port()
     prefix = work / f"lb-{target}-{n}"
@@ -248,6 +264,7 @@ def measure(
             script = write_script(prefix / f"{mode}.lua", headers, stream)
             run_wrk(url, script, concurrency=args.concurrency, duration=args.warmup, cores=None)
             pids = [s.pid for s in servers]
+            shared_pids = [*shared_pids, *svc.backends()] if svc is not None else shared_pids
             before = sum(tree_cpu_seconds(p) for p in pids)
             shared_before = sum(tree_cpu_seconds(p) for p in [lb.pid, *shared_pids])
             result = run_wrk(url, script, concurrency=args.concurrency, duration=args.duration, cores=None)
@@ -339,7 +356,7 @@ def main(argv: list[str] | None = None) -> int:
         upstream = sup.start("upstream", nginx.command(conf, work / "upstream"), cores=None)
         wait_healthy(upstream, f"http://127.0.0.1:{upstream_port}/health", timeout=30)
         svc = Services(sup, work)
-        shared = [svc.redis.pid, *pids_named("postgres")]
+        shared = [svc.redis.pid]
         exe = REPO / "bench" / ".venv-litellm" / "bin" / "litellm"
         for target in targets:
             if target == "litellm" and not exe.exists():
@@ -354,7 +371,7 @@ def main(argv: list[str] | None = None) -> int:
                         servers, headers = start_aitre(sup, svc, work, n, upstream_port)
                     else:
                         servers, headers = start_litellm(sup, work, n, upstream_port, exe)
-                    rows += measure(target, n, servers, headers, sup, work, args, shared)
+                    rows += measure(target, n, servers, headers, sup, work, args, shared, svc)
                 except (Unavailable, subprocess.CalledProcessError, RuntimeError) as exc:
                     notes.append(f"{target} ×{n} not measured: {exc}")
                 finally:
