@@ -206,10 +206,10 @@ class RedisBank:
         value: int | str = "U" if row is None or row[1] else int(row[0])
         await self._load(self.balances.token_key(token_id), value)
 
-    def _drop_owed(self) -> None:
-        """Redis was reset: what was owed to the balances it lost is in the database, which the
-        balances load from again."""
-        dropped = sum(self._owed.values())
+    def _drop_owed(self, refused: int = 0) -> None:
+        """Redis was reset: what was owed to the balances it lost (and the `refused` units it
+        just turned away) is in the database, which the balances load from again."""
+        dropped = refused + sum(self._owed.values())
         self._owed = {}
         if dropped:
             log.warning("Redis was reset: %d units owed to it are dropped (the database has them)", dropped)
@@ -308,8 +308,7 @@ class RedisBank:
                 if not self._gen.current:
                     await self._gen.ensure(others_alive=True)
                 if not await self._gen.give(self._gen.current, batch, self.slots.me, freed):
-                    self._owed[""] = sum(batch.values())  # counted in the warning below
-                    self._drop_owed()
+                    self._drop_owed(refused=sum(batch.values()))
                 if failing:
                     log.warning("Redis takes give-backs again")
                 failing = False
