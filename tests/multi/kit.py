@@ -4,9 +4,12 @@ spread over both, and the books read from PostgreSQL."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections import Counter
+from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -15,6 +18,7 @@ from cryptography.fernet import Fernet
 from tests.billing.pg import balance_and_ledger, pg_one
 from tests.billing.test_workers import REDIS_URL
 from tests.multi.servers import MotoS3
+from tests.support.pg import fresh_database
 from tests.support.processes import Gateway
 
 # One cluster, one key for the channel secrets (each data folder would otherwise make its own).
@@ -81,3 +85,32 @@ def spread(gateways: list[Gateway], key: str, count: int, workers: int = 32, **b
     with ThreadPoolExecutor(workers) as pool:
         futures = [pool.submit(chat, gateways[i % len(gateways)], key, **body) for i in range(count)]
         return Counter(f.result().status_code for f in futures)
+
+
+@contextlib.contextmanager
+def started_pair(
+    workdir: Path, s3: MotoS3, setup: Callable[[Gateway], None] | None = None, **extra: str
+) -> Iterator[Pair]:
+    """Two gateways on a fresh database of their own, for the tests of a module to share (each
+    with users, keys and models of its own); stopped and the database dropped at the end."""
+    loop = asyncio.new_event_loop()
+    database = fresh_database()
+    url = loop.run_until_complete(database.__aenter__())
+    made: list[Gateway] = []
+    try:
+        env = cluster_env(url, s3, **extra)
+        a = Gateway(workdir / "a", **env)
+        made.append(a)
+        a.start()
+        if setup is not None:
+            setup(a)
+        b = Gateway(workdir / "b", **env)
+        made.append(b)
+        b.start()
+        b.admin_key, b.user_key = a.admin_key, a.user_key
+        yield Pair(a, b, url)
+    finally:
+        for gw in made:
+            gw.stop()
+        loop.run_until_complete(database.__aexit__(None, None, None))
+        loop.close()

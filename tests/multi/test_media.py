@@ -7,16 +7,22 @@ from __future__ import annotations
 
 import io
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import httpx
 import pytest
 from PIL import Image
 
-from tests.multi.kit import Pair, cluster_env
+from tests.multi.kit import Pair, cluster_env, started_pair
 from tests.multi.servers import MotoS3
 from tests.support.processes import Gateway, Simulator, channel_spec
+
+
+@pytest.fixture(scope="module")
+def pair(tmp_path_factory: pytest.TempPathFactory, simulator: Simulator, s3: MotoS3) -> Iterator[Pair]:
+    with started_pair(tmp_path_factory.mktemp("media"), s3, _setup(simulator)) as both:
+        yield both
 
 
 def _setup(simulator: Simulator) -> Callable[[Gateway], None]:
@@ -39,10 +45,7 @@ def _picture(gw: Gateway, key: str) -> str:
     return url.rsplit("/", 1)[1]
 
 
-def test_a_picture_stored_through_one_is_served_by_the_other_with_ranges(
-    make_pair: Callable[..., Pair], simulator: Simulator
-) -> None:
-    pair = make_pair(_setup(simulator))
+def test_a_picture_stored_through_one_is_served_by_the_other_with_ranges(pair: Pair) -> None:
     _, _, key = pair.new_user("pictures", 10_000_000)
     name = _picture(pair.a, key)
     whole = httpx.get(f"{pair.b.url}/media/{name}", timeout=30)
@@ -89,8 +92,7 @@ HOSTILE = [
 ]
 
 
-def test_names_that_are_not_ours_get_404(make_pair: Callable[..., Pair]) -> None:
-    pair = make_pair()
+def test_names_that_are_not_ours_get_404(pair: Pair) -> None:
     for gw in pair.both:
         for name in HOSTILE:
             r = httpx.get(f"{gw.url}/media/{name}", timeout=30)
@@ -99,12 +101,8 @@ def test_names_that_are_not_ours_get_404(make_pair: Callable[..., Pair]) -> None
 
 
 def test_redirects_to_a_presigned_link_that_the_bucket_honours(
-    make_pair: Callable[..., Pair],
-    make_gateway: Callable[..., Gateway],
-    simulator: Simulator,
-    s3: MotoS3,
+    pair: Pair, make_gateway: Callable[..., Gateway], s3: MotoS3
 ) -> None:
-    pair = make_pair(_setup(simulator))
     _, _, key = pair.new_user("redirected", 10_000_000)
     name = _picture(pair.a, key)
     data = httpx.get(f"{pair.a.url}/media/{name}", timeout=30).content

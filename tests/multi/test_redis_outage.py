@@ -5,10 +5,11 @@ database's books equal what was served, and Redis' balance equals the database's
 
 from __future__ import annotations
 
+import asyncio
 import threading
 import time
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import httpx
@@ -80,9 +81,9 @@ def _wait(check: Callable[[], bool], limit: float) -> float:
 
 
 @pytest.fixture
-def redis_server(tmp_path: Path) -> RedisServer:
+def redis_server(tmp_path: Path) -> Iterator[RedisServer]:
     server = RedisServer(tmp_path).start()
-    yield server  # type: ignore[misc]
+    yield server
     server.stop()
 
 
@@ -148,7 +149,5 @@ def test_redis_killed_and_restarted_empty_under_load(
     # Redis holds the same balance as the database (loaded again after the reset, give-backs
     # owed from before the reset not added twice).
     ns = namespace(pg_url)
-    import asyncio
-
     in_redis = asyncio.run(redis_user_balance(redis_server.url, ns, user_id))
     assert in_redis == START - served * COST, (in_redis, START - served * COST)

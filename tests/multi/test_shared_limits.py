@@ -7,13 +7,21 @@ from __future__ import annotations
 
 import contextlib
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 
 import httpx
+import pytest
 
-from tests.multi.kit import CALL_UNITS, PER_CALL, Pair, chat, spread
+from tests.multi.kit import CALL_UNITS, PER_CALL, Pair, chat, spread, started_pair
+from tests.multi.servers import MotoS3
 from tests.support.processes import Gateway, Simulator, channel_spec, wait_until
+
+
+@pytest.fixture(scope="module")
+def pair(tmp_path_factory: pytest.TempPathFactory, simulator: Simulator, s3: MotoS3) -> Iterator[Pair]:
+    with started_pair(tmp_path_factory.mktemp("limits"), s3, _setup(simulator)) as both:
+        yield both
 
 
 def _setup(simulator: Simulator) -> Callable[[Gateway], None]:
@@ -31,10 +39,7 @@ def _setup(simulator: Simulator) -> Callable[[Gateway], None]:
     return setup
 
 
-def test_a_key_quota_for_n_requests_buys_exactly_n_across_both(
-    make_pair: Callable[..., Pair], simulator: Simulator
-) -> None:
-    pair = make_pair(_setup(simulator))
+def test_a_key_quota_for_n_requests_buys_exactly_n_across_both(pair: Pair, simulator: Simulator) -> None:
     n = 10
     _, key_id, key = pair.new_user("quota", 1_000_000, quota=n * CALL_UNITS)
     statuses = spread(pair.both, key, 4 * n, workers=40)
@@ -51,8 +56,7 @@ def test_a_key_quota_for_n_requests_buys_exactly_n_across_both(
         assert chat(gw, key).status_code == 402
 
 
-def test_an_rpm_limit_holds_across_both(make_pair: Callable[..., Pair], simulator: Simulator) -> None:
-    pair = make_pair(_setup(simulator))
+def test_an_rpm_limit_holds_across_both(pair: Pair, simulator: Simulator) -> None:
     _, _, key = pair.new_user("rpm", 1_000_000, rpm=6)
     statuses = spread(pair.both, key, 20, workers=20)
     assert statuses == {200: 6, 429: 14}, statuses
@@ -73,9 +77,8 @@ def _refused_within(gw: Gateway, key: str, model: str, status: int, limit: float
 
 
 def test_a_key_revoked_on_one_is_refused_by_the_other_within_a_second(
-    make_pair: Callable[..., Pair], simulator: Simulator
+    pair: Pair, simulator: Simulator
 ) -> None:
-    pair = make_pair(_setup(simulator))
     _, key_id, key = pair.new_user("revoked", 1_000_000)
     assert chat(pair.b, key).status_code == 200  # B knows the key (cached)
     revoked = pair.admin(pair.a, "DELETE", f"/api/admin/keys/{key_id}")
@@ -86,9 +89,8 @@ def test_a_key_revoked_on_one_is_refused_by_the_other_within_a_second(
 
 
 def test_a_channel_disabled_on_one_is_avoided_by_the_other_within_a_second(
-    make_pair: Callable[..., Pair], simulator: Simulator
+    pair: Pair, simulator: Simulator
 ) -> None:
-    pair = make_pair(_setup(simulator))
     _, _, key = pair.new_user("channels", 1_000_000)
     assert chat(pair.b, key, "other-model").status_code == 200
     channels = pair.admin(pair.a, "GET", "/api/admin/channels").json()
@@ -104,10 +106,7 @@ def test_a_channel_disabled_on_one_is_avoided_by_the_other_within_a_second(
     assert time.monotonic() - start < 1.0
 
 
-def test_a_cli_change_reaches_running_instances_over_pubsub(
-    make_pair: Callable[..., Pair], simulator: Simulator
-) -> None:
-    pair = make_pair(_setup(simulator))
+def test_a_cli_change_reaches_running_instances_over_pubsub(pair: Pair, simulator: Simulator) -> None:
     _, _, key = pair.new_user("cli", 1_000_000)
     assert chat(pair.b, key, "late-model").status_code in (400, 404)
     start = time.monotonic()
@@ -124,9 +123,8 @@ def test_a_cli_change_reaches_running_instances_over_pubsub(
     assert time.monotonic() - start < 30  # the CLI's own start-up, not the poll
 
 
-def test_abuse_other_users_keys_and_no_key(make_pair: Callable[..., Pair], simulator: Simulator) -> None:
+def test_abuse_other_users_keys_and_no_key(pair: Pair, simulator: Simulator) -> None:
     """Across instances as on one: no key, a wrong key, a user's key against admin routes."""
-    pair = make_pair(_setup(simulator))
     _, _, key = pair.new_user("mallory", 1_000_000)
     _, victim_key_id, _ = pair.new_user("victim", 1_000_000)
     for gw in pair.both:
