@@ -12,7 +12,10 @@ from concurrent.futures import ThreadPoolExecutor
 
 import httpx
 import pytest
+from redis import Redis
 
+from aitre.billing.redis_bank import namespace
+from tests.billing.test_workers import REDIS_URL
 from tests.multi.kit import CALL_UNITS, PER_CALL, Pair, chat, spread, started_pair
 from tests.multi.servers import MotoS3
 from tests.support.processes import Gateway, Simulator, channel_spec, wait_until
@@ -138,7 +141,7 @@ def test_abuse_other_users_keys_and_no_key(pair: Pair, simulator: Simulator) -> 
 
 
 def test_a_keys_requests_in_flight_are_capped_across_both(
-    make_pair: Callable[..., Pair], simulator: Simulator
+    make_pair: Callable[..., Pair], simulator: Simulator, request: pytest.FixtureRequest
 ) -> None:
     """AITRE_KEY_MAX_INFLIGHT=2 with Redis: two in flight for the key across both instances
     (each would allow two of its own); a slot comes back when its request ends, and the slots of
@@ -147,26 +150,31 @@ def test_a_keys_requests_in_flight_are_capped_across_both(
     def setup(gw: Gateway) -> None:
         gw.apply(
             {
-                "prices": {"slow-model": PER_CALL, "fast-model": PER_CALL},
+                "prices": {"slow-model": PER_CALL, "fast-model": PER_CALL, "held-model": PER_CALL},
                 "channels": [
                     channel_spec("slow", f"{simulator.url}/f/delay=2/v1", "slow-model", "gpt-4o-mini"),
+                    channel_spec("held", f"{simulator.url}/f/delay=40/v1", "held-model", "gpt-4o-mini"),
                     channel_spec("fast", f"{simulator.url}/v1", "fast-model", "gpt-4o-mini"),
                 ],
             }
         )
 
     pair = make_pair(setup, AITRE_KEY_MAX_INFLIGHT="2")
-    _, _, key = pair.new_user("inflight", 1_000_000)
+    _, key_id, key = pair.new_user("inflight", 1_000_000)
+    redis = Redis.from_url(REDIS_URL)
+    request.addfinalizer(redis.close)
+
+    def in_flight() -> int:
+        return sum(int(n) for n in redis.hgetall(f"{namespace(pair.pg_url)}:slots:{key_id}").values())
+
     statuses = spread(pair.both, key, 6, workers=6, model="slow-model")
     assert statuses == {200: 2, 429: 4}, statuses
-    refused = chat(pair.a, key)  # every slot back: the two slow ones ended
-    assert refused.status_code == 200, refused.text
+    wait_until(lambda: in_flight() == 0)  # every slot back: the two slow ones ended
+    assert chat(pair.a, key).status_code == 200
     # Two slow requests on B; B dies with them. A refuses the key until B's mark runs out.
     with ThreadPoolExecutor(2) as pool:
-        held = [pool.submit(chat, pair.b, key, "slow-model") for _ in range(2)]
-        wait_until(
-            lambda: pair.one("SELECT COUNT(*) FROM ledger WHERE kind = 'reserve' AND ended_at IS NULL") == 2
-        )
+        held = [pool.submit(chat, pair.b, key, "held-model") for _ in range(2)]
+        wait_until(lambda: in_flight() == 2)  # both reserved on B
         pair.b.proc.kill()
         for f in held:
             with contextlib.suppress(httpx.HTTPError):
