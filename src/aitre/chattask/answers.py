@@ -82,7 +82,7 @@ def error(task: TaskView) -> ApiError:
     code = str(task.result.get(ERROR_CODE) or task.error_code or "task_failed")
     message = f"{_what(task)} failed: {task.error or 'the task failed'} (task {task.id}; refunded)."
     if code in CLIENT_FAULTS:
-        return ApiError(400, message, code=code)
+        return ApiError(422 if code == "no_watermark_found" else 400, message, code=code)
     if code == CANCELLED_CODE:
         return ApiError(409, message, code=code)
     status = {TIMEOUT: 504, NO_CHANNEL: 503}.get(code, 502)
