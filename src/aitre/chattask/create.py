@@ -1,4 +1,5 @@
-"""Making the task behind a chat request: checked, priced, reserved, started.
+"""Making the task behind a chat request: priced, checked against the balance and the user's open
+tasks before anything is fetched or stored, then reserved and started by the engine.
 
 SEAM: `create_video` builds the `video` kind's `TaskSpec` itself, to the contract shared with the
 `/v1/videos` side (`request = {model, prompt, seconds, size, input_reference, remix_of, via}`);
@@ -10,7 +11,9 @@ from __future__ import annotations
 import secrets
 from typing import TYPE_CHECKING, Any
 
+from aitre.billing.bank import insufficient
 from aitre.chattask import pricing
+from aitre.chattask.inputs import reference_doc
 from aitre.chattask.models import REMOVER_KIND, VIDEO_KIND, VideoModel
 from aitre.errors import ApiError
 from aitre.tasks.protocol import TaskFilter, TaskSpec, TaskView
@@ -34,18 +37,38 @@ def not_priced(model: str) -> ApiError:
     )
 
 
-async def check_open(state: AppState, caller: Caller) -> None:
-    """A user's videos and removals running at once are bounded: each holds an upstream stream or
-    a removal worker's time."""
+def video_cost(state: AppState, caller: Caller, video: VideoModel) -> int:
+    usd = pricing.video_usd(state, video)
+    if usd is None:
+        raise not_priced(video.name)
+    return pricing.units(state, usd, caller.group)
+
+
+def removal_cost(state: AppState, caller: Caller, model: str) -> int:
+    return pricing.units(state, pricing.removal_usd(state, model), caller.group)
+
+
+async def precheck(state: AppState, caller: Caller, cost: int) -> None:
+    """Refuse now what cannot be made, before fetching anything for it: a balance (or a key's
+    quota) short of the price (402; the reservation at create is still the check that counts), or
+    too many of the user's videos and removals running (429: each holds an upstream stream or a
+    removal worker's time)."""
+    bank = state.accountant.bank
+    available = await bank.balance(caller.user_id)
+    if available < cost:
+        raise insufficient(f"Insufficient balance: this needs {cost} units, the account has {available}.")
+    remaining = await bank.token_remaining(caller.token_id)
+    if remaining is not None and remaining < cost:
+        raise insufficient(
+            f"This API key's quota is used up: this needs {cost} units, the key has {remaining}."
+        )
     most = state.settings.chat_task_max_open
     if most <= 0:
         return
     running = 0
     for kind in (VIDEO_KIND, REMOVER_KIND):
-        _, count = await state.tasks.list_tasks(
-            TaskFilter(user_id=caller.user_id, kind=kind, status="open"), 1, 1
-        )
-        running += count
+        mine = TaskFilter(user_id=caller.user_id, kind=kind, status="open")
+        running += (await state.tasks.list_tasks(mine, 1, 1))[1]
     if running >= most:
         raise ApiError(
             429,
@@ -57,13 +80,8 @@ async def check_open(state: AppState, caller: Caller) -> None:
 
 
 async def create_video(
-    state: AppState, caller: Caller, video: VideoModel, prompt: str, reference: StoredMedia | None
+    state: AppState, caller: Caller, video: VideoModel, prompt: str, reference: StoredMedia | None, cost: int
 ) -> TaskView:
-    from aitre.chattask.inputs import reference_doc
-
-    usd = pricing.video_usd(state, video)
-    if usd is None:
-        raise not_priced(video.name)
     request: dict[str, Any] = {
         "model": video.model,
         "prompt": prompt,
@@ -73,14 +91,14 @@ async def create_video(
         "remix_of": None,
         "via": "chat",
     }
-    return await _create(state, caller, VIDEO_KIND, "create", video.name, usd, request, reference)
+    return await _create(state, caller, VIDEO_KIND, "create", video.name, cost, request, reference)
 
 
-async def create_removal(state: AppState, caller: Caller, model: str, url: str, text: str) -> TaskView:
+async def create_removal(
+    state: AppState, caller: Caller, model: str, url: str, text: str, cost: int
+) -> TaskView:
     request = {"url": url, "prompt": text, "via": "chat"}
-    return await _create(
-        state, caller, REMOVER_KIND, "remove", model, pricing.removal_usd(state, model), request
-    )
+    return await _create(state, caller, REMOVER_KIND, "remove", model, cost, request)
 
 
 async def _create(
@@ -89,7 +107,7 @@ async def _create(
     kind: str,
     action: str,
     model: str,
-    usd: Any,
+    cost: int,
     request: dict[str, Any],
     upload: StoredMedia | None = None,
 ) -> TaskView:
@@ -101,7 +119,7 @@ async def _create(
         user_id=caller.user_id,
         token_id=caller.token_id,
         group=caller.group,
-        cost=pricing.units(state, usd, caller.group),
+        cost=cost,
         request=request,
     )
     try:

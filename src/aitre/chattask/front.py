@@ -27,7 +27,7 @@ from starlette.responses import Response
 
 from aitre.accounts.policy import check_key
 from aitre.chattask import answers, inputs
-from aitre.chattask.create import check_open, create_removal, create_video
+from aitre.chattask.create import create_removal, create_video, precheck, removal_cost, video_cost
 from aitre.chattask.models import is_remover, video_model
 from aitre.errors import ApiError
 from aitre.facades.chat_shapes import chat_completion, chat_stream_chunks
@@ -78,13 +78,16 @@ async def _start(state: AppState, job: RelayJob) -> tuple[TaskView, str]:
     if video is None and is_remover(state.settings, job.model):
         text = inputs.prompt_of(state, message, required=False)
         url = inputs.video_link(state, message)
-        await check_open(state, caller)
-        return await create_removal(state, caller, job.model, url, text), text
+        cost = removal_cost(state, caller, job.model)
+        await precheck(state, caller, cost)
+        return await create_removal(state, caller, job.model, url, text, cost), text
     assert video is not None  # `is_chat_task` sent it here
     prompt = inputs.prompt_of(state, message)
-    await check_open(state, caller)
+    inputs.check_images(state, message)
+    cost = video_cost(state, caller, video)
+    await precheck(state, caller, cost)
     reference = await inputs.reference_image(state, message)
-    return await create_video(state, caller, video, prompt, reference), prompt
+    return await create_video(state, caller, video, prompt, reference, cost), prompt
 
 
 async def follow(state: AppState, task_id: str, ping_s: float) -> AsyncIterator[TaskView | None]:

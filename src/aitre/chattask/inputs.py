@@ -27,7 +27,8 @@ if TYPE_CHECKING:
     from aitre.state import AppState
 
 MAX_URL = 4096
-_URL = re.compile(r"https?://[^\s<>\"'`()\[\]]+")
+# a link in text: a host (a bracketed IPv6 address too), then anything up to a space or a bracket
+_URL = re.compile(r"https?://(?:\[[0-9A-Fa-f:.]+\]|[^\s<>\"'`()\[\]/]+)[^\s<>\"'`()\[\]]*")
 _TRAILING = ".,;:!?。，"
 
 
@@ -101,15 +102,21 @@ def video_link(state: AppState, message: Message) -> str:
     return check_url(state, links[0])
 
 
+def check_images(state: AppState, message: Message) -> None:
+    """What can be told of the reference image before fetching it."""
+    if message.videos:
+        raise bad_request("A video is made from text and at most one image, not a video.", param="messages")
+    if len(message.images) > 1:
+        raise bad_request("A video starts from one image: send at most one `image_url`.", param="messages")
+    if message.images and not message.images[0].startswith("data:"):
+        check_url(state, message.images[0])
+
+
 async def reference_image(state: AppState, message: Message) -> StoredMedia | None:
     """The first frame of an image-to-video request, fetched and kept (None: text only)."""
     if not message.images:
         return None
-    if len(message.images) > 1:
-        raise bad_request("A video starts from one image: send at most one `image_url`.", param="messages")
     url = message.images[0]
-    if not url.startswith("data:"):
-        check_url(state, url)
     fetched = await state.fetcher.fetch(url, param="messages")
     if not is_image(fetched.ext):
         raise FetchRefused("the image_url is not a PNG, JPEG, WEBP or GIF image", "messages")
