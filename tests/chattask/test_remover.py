@@ -85,6 +85,7 @@ def test_local_remover_cleans_a_generated_clip(gw: Gateway) -> None:
     clean = [np.asarray(f) for f in sim_video._frames(clip, sim_video._digest(clip))]
     marked_psnr = _mark_psnr(a["frames"], clean, 320, 180)
     cleaned_psnr = _mark_psnr(b["frames"], clean, 320, 180)
+    print(f"mark footprint PSNR: marked {marked_psnr:.1f} dB, cleaned {cleaned_psnr:.1f} dB")
     assert cleaned_psnr > MARK_PSNR_FLOOR and cleaned_psnr > marked_psnr + 10, (marked_psnr, cleaned_psnr)
 
     assert ended_hold(gw, task_id) == {"reserve": -REMOVAL_UNITS, "settle": 0}
