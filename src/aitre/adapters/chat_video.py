@@ -77,6 +77,10 @@ class ChatVideoProtocol:
         self.runs = runs
 
     def serves(self, channel: ChannelInfo, task: TaskView) -> bool:
+        # A video asked for through `/v1/videos` (its size, length, remix) cannot be ordered by
+        # chat, where the model's name is the whole order: only chat's own videos come here.
+        if self.kind == VIDEO_KIND and task.request.get("via") != "chat":
+            return False
         return channel.serves(task.model)
 
     # --- submit ----------------------------------------------------------------------------------
@@ -237,6 +241,7 @@ class ChatVideoProtocol:
     async def fetch_result(self, ctx: TaskContext, channel: ChannelInfo, task: TaskView) -> list[StoredMedia]:
         name = task.result.get("media")
         info = await ctx.media.stat(str(name)) if name else None
+        self.runs.forget(task.id)
         if info is None:
             raise RuntimeError("the task's video is not in the media store")
         return [_stored(ctx, info.name, info.size, info.content_type)]

@@ -19,7 +19,7 @@ from urllib.parse import urlsplit
 
 from aitre.errors import bad_request
 from aitre.media.fetch import FetchRefused
-from aitre.media.kinds import content_type, is_image
+from aitre.media.kinds import content_type, is_image, sniff
 from aitre.security.ssrf import literal_ip
 
 if TYPE_CHECKING:
@@ -112,15 +112,41 @@ def check_images(state: AppState, message: Message) -> None:
         check_url(state, message.images[0])
 
 
+def own_media_name(state: AppState, url: str) -> str | None:
+    """The media-store name behind a link to this gateway's own `/media/...` (its public URL):
+    read from the store, not fetched (behind a load balancer the public name may resolve to an
+    address the guarded fetcher refuses)."""
+    prefix = state.media.url("")
+    if not url.startswith(prefix):
+        return None
+    name = url[len(prefix) :].split("?", 1)[0]
+    return name if "/" not in name and name else None
+
+
+async def read_own_media(state: AppState, url: str, limit: int) -> bytes | None:
+    """The bytes of one of this gateway's own files the URL links to (None: not one of ours)."""
+    name = own_media_name(state, url)
+    info = await state.media.stat(name) if name else None
+    if name is None or info is None:
+        return None
+    if info.size > limit:
+        raise FetchRefused(f"{url[:200]} is larger than {limit} bytes", "messages")
+    chunks = await state.media.open(name)
+    return None if chunks is None else b"".join([chunk async for chunk in chunks])
+
+
 async def reference_image(state: AppState, message: Message) -> StoredMedia | None:
     """The first frame of an image-to-video request, fetched and kept (None: text only)."""
     if not message.images:
         return None
     url = message.images[0]
-    fetched = await state.fetcher.fetch(url, param="messages")
-    if not is_image(fetched.ext):
+    data = await read_own_media(state, url, state.fetcher.max_bytes)
+    if data is None:
+        data = (await state.fetcher.fetch(url, param="messages")).data
+    ext = sniff(data)
+    if not is_image(ext):
         raise FetchRefused("the image_url is not a PNG, JPEG, WEBP or GIF image", "messages")
-    return await state.media.save(fetched.data, fetched.ext)
+    return await state.media.save(data, ext)
 
 
 def reference_doc(stored: StoredMedia | None) -> dict[str, str] | None:

@@ -29,11 +29,6 @@ class VideoModel:
     size: str  # "WxH"
     seconds: str
 
-    @property
-    def orientation(self) -> str:
-        width, _, height = self.size.partition("x")
-        return "landscape" if int(width) > int(height) else "portrait"
-
 
 def _shipped() -> dict[str, VideoModel]:
     found = {}

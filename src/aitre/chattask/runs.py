@@ -155,14 +155,17 @@ class Runs:
             await asyncio.sleep(0.2)
 
     def take(self, task: TaskView) -> Polled | None:
-        """This process's news of the task: None while nothing ended or changed since it was
-        recorded. An ended run is forgotten once reported."""
+        """This process's news of the task (None: it has no run for it). A failed run is forgotten
+        once reported; a succeeded one when its result is kept (`forget`)."""
         run = self._runs.get(task.id)
         if run is None:
             return None
-        if run.status != RUNNING:
+        if run.status == FAILED:
             self._runs.pop(task.id, None)
         return run.polled()
+
+    def forget(self, task_id: str) -> None:
+        self._runs.pop(task_id, None)
 
     async def cancel(self, task_id: str) -> None:
         run = self._runs.pop(task_id, None)

@@ -12,6 +12,7 @@ import asyncio
 import shutil
 from typing import TYPE_CHECKING
 
+from aitre.chattask.inputs import read_own_media
 from aitre.chattask.runs import Run, RunFailed, Runs
 from aitre.media.fetch import FetchRefused
 from aitre.media.kinds import sniff
@@ -76,16 +77,18 @@ class LocalJobs:
     async def _download(self, state: AppState, url: str, dest: Path) -> None:
         limit = state.settings.remover_max_bytes
         try:
-            fetched = await state.fetcher.fetch(url, max_bytes=limit)
+            data = await read_own_media(state, url, limit)  # a video made here: from the store
+            if data is None:
+                data = (await state.fetcher.fetch(url, max_bytes=limit)).data
         except FetchRefused as refused:
             raise RunFailed(f"the video cannot be fetched: {refused.message}", "invalid_url") from None
-        if sniff(fetched.data) not in _VIDEOS:
+        if sniff(data) not in _VIDEOS:
             raise RunFailed(
                 "the link is not a video file (mp4 or webm); a Sora share link needs an upstream that "
                 "opens it (a `chat-video` channel serving sora_remover)",
                 "not_a_video",
             )
-        await asyncio.to_thread(dest.write_bytes, fetched.data)
+        await asyncio.to_thread(dest.write_bytes, data)
 
     async def close(self) -> None:
         if self._remover is not None:

@@ -82,6 +82,7 @@ class LocalRemoverProtocol:
 
         name = task.result.get("media")
         info = await ctx.media.stat(str(name)) if name else None
+        self.runs.forget(task.id)
         if info is None:
             raise RuntimeError("the cleaned video is not in the media store")
         return [StoredMedia(info.name, ctx.media.url(info.name), info.size, info.content_type)]
