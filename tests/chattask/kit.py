@@ -24,6 +24,9 @@ FAST = {
     "AITRE_CHAT_TASK_WAIT_SECONDS": "4",
     "AITRE_FETCH_ALLOWED_CIDRS": "127.0.0.1/32",
     "AITRE_CHAT_REMOVER_MODELS": "sora_remover,sora_remover-relay",
+    # an operator's alias: sora-2-pro at 1792x1024 for 15 s (the simulator makes it as its own
+    # landscape 15 s video: the channel maps the name)
+    "AITRE_CHAT_VIDEO_MODELS": '{"sora_video2-pro-landscape": {"model": "sora-2-pro", "size": "1792x1024", "seconds": "15"}}',
 }
 VIDEO_ALIASES = [
     "sora_video2",
@@ -51,8 +54,11 @@ def channels(sim: Simulator) -> dict[str, Any]:
                 "type": "chat-video",
                 "base_url": sim.url,
                 "key": SIM_KEY,
-                "models": [*VIDEO_ALIASES, "sora_remover-relay"],
-                "model_mapping": {"sora_remover-relay": "sora_remover"},
+                "models": [*VIDEO_ALIASES, "sora_video2-pro-landscape", "sora_remover-relay"],
+                "model_mapping": {
+                    "sora_remover-relay": "sora_remover",
+                    "sora_video2-pro-landscape": "sora_video2-landscape-15s",
+                },
             },
             {"name": "local-remover", "type": "local-remover", "models": ["sora_remover"]},
         ]

@@ -2,7 +2,8 @@
 
 - a video on a `chat-video` upstream: the answer stream died with the process, and a chat
   upstream cannot be asked for it again: the task fails (`upstream_stream_lost`), refunded
-  exactly, and the upstream was asked once (never a second job);
+  exactly, and the upstream was asked once (never a second job); killed before the upstream
+  answered at all: `submit_uncertain`, refunded, not sent again;
 - a removal on the local engine: aitre's own work, started again by the new process; it
   completes and is charged once;
 - a video on the simulator channel's `/v1/videos` protocol (the `video` kind's, when present):
@@ -80,6 +81,28 @@ def test_sigkill_while_a_chat_upstream_streams(
     chats = sim_chats(simulator, "sora_video2-landscape", since)
     assert len(chats) == 1 and chats[0]["outcome"] == "disconnected"  # one upstream job, never resent
     assert [r["request_id"] for r in gw.sql("SELECT request_id FROM usage_logs")].count(task_id) == 1
+
+
+def test_sigkill_before_a_chat_upstream_answered(
+    make_gateway: Callable[..., Gateway], simulator: Simulator
+) -> None:
+    # The upstream takes 5 s to answer: the gateway dies with the submit in flight.
+    simulator.set_faults({"spec": "delay=5", "model": "sora_video2-portrait-15s"})
+    gw = _gateway(make_gateway, simulator)
+    name, key = new_user(gw)
+    before = quota(gw, name)
+    since = time.time()
+    task_id = _start_and_leave(gw, key, "sora_video2-portrait-15s", "a glacier")
+    wait_until(lambda: _task(gw, task_id)["status"] == "submitting", 15)
+    wait_until(lambda: sim_chats(simulator, "sora_video2-portrait-15s", since), 15)
+    gw.proc.kill()  # SIGKILL: did the request arrive? A chat upstream cannot say.
+    gw.start()
+    shown = wait_task(gw, key, task_id)
+    assert shown["status"] == "failed" and shown["error"]["code"] == "submit_uncertain", shown
+    assert ended_hold(gw, task_id) == {"reserve": -750_000, "refund": 750_000}
+    assert quota(gw, name) == before
+    time.sleep(0.5)
+    assert len(sim_chats(simulator, "sora_video2-portrait-15s", since)) == 1  # never sent again
 
 
 def test_sigkill_during_a_local_removal(make_gateway: Callable[..., Gateway], simulator: Simulator) -> None:
