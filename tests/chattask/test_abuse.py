@@ -203,7 +203,8 @@ def test_names_that_resolve_to_private_addresses(strict_gw: Gateway) -> None:
     # a video link is fetched by the task: it fails on the guarded fetcher, refunded
     r = post(gw, {"model": "sora_remover", "messages": ask(f"http://localhost:{gw.port}/media/x.mp4")}, key)
     error = _error(r, 400, "invalid_url")
-    task_id = error["message"].split("(task ")[1].split(";")[0]
+    task_id = r.headers["x-aitre-task-id"]
+    assert task_id in error["message"] and "may not fetch from" in error["message"]
     assert ended_hold(gw, task_id) == {"reserve": -25_000, "refund": 25_000}
     assert quota(gw, name) == before
 

@@ -67,7 +67,7 @@ def test_answer_cut_off_fails_the_task(gw: Gateway, simulator: Simulator) -> Non
         client(gw, key).chat.completions.create(model="sora_video2", messages=ask("a bridge"))
     assert caught.value.code == "upstream_stream_lost"
     assert "broke off" in caught.value.message
-    task_id = caught.value.message.split("(task ")[1].split(";")[0]
+    task_id = caught.value.response.headers["x-aitre-task-id"]
     _refunded(gw, name, before, task_id)
 
 
@@ -93,7 +93,7 @@ def test_upstream_refusal_is_the_requests_fault(gw: Gateway, simulator: Simulato
         client(gw, key).chat.completions.create(model="sora_video2-portrait", messages=ask("a wall"))
     assert caught.value.code == "upstream_refused" and "HTTP 400" in caught.value.message
     assert len(sim_chats(simulator, "sora_video2-portrait", since)) == 1  # not tried again
-    task_id = caught.value.message.split("(task ")[1].split(";")[0]
+    task_id = caught.value.response.headers["x-aitre-task-id"]
     assert ended_hold(gw, task_id)["refund"] == PORTRAIT_10S_UNITS and quota(gw, name) == before
 
 

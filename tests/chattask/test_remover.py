@@ -127,7 +127,7 @@ def test_local_remover_refunds_what_it_cannot_clean(gw: Gateway, what: str, code
     with pytest.raises(openai.APIStatusError) as caught:
         client(gw, key).chat.completions.create(model="sora_remover", messages=ask(url))
     assert caught.value.status_code == status and caught.value.code == code, caught.value.message
-    task_id = caught.value.message.split("(task ")[1].split(";")[0]
+    task_id = caught.value.response.headers["x-aitre-task-id"]
     assert ended_hold(gw, task_id) == {"reserve": -REMOVAL_UNITS, "refund": REMOVAL_UNITS}
     assert quota(gw, name) == before
 

@@ -81,12 +81,15 @@ def error(task: TaskView) -> ApiError:
     """A failed (or cancelled) task, as the error that answers its request."""
     code = str(task.result.get(ERROR_CODE) or task.error_code or "task_failed")
     message = f"{_what(task)} failed: {task.error or 'the task failed'} (task {task.id}; refunded)."
+    headers = {"x-aitre-task-id": task.id}
     if code in CLIENT_FAULTS:
-        return ApiError(422 if code == "no_watermark_found" else 400, message, code=code)
+        status = 422 if code == "no_watermark_found" else 400
+        return ApiError(status, message, code=code, headers=headers)
     if code == CANCELLED_CODE:
-        return ApiError(409, message, code=code)
+        return ApiError(409, message, code=code, headers=headers)
     status = {TIMEOUT: 504, NO_CHANNEL: 503}.get(code, 502)
-    return ApiError(status, message, type="upstream_error" if status == 502 else "server_error", code=code)
+    kind = "upstream_error" if status == 502 else "server_error"
+    return ApiError(status, message, type=kind, code=code, headers=headers)
 
 
 def lost(task: TaskView) -> str:
