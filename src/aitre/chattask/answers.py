@@ -27,6 +27,8 @@ CLIENT_FAULTS = frozenset(
         "video_too_long",
         "resolution_too_large",
         "no_watermark_found",
+        "moderation_blocked",  # the upstream's content policy refused the prompt or the image
+        "content_policy_violation",
     }
 )
 
