@@ -140,7 +140,7 @@ def test_sigkill_with_a_video_on_the_simulator_channel(make_gateway: Callable[..
     # simulator channel (in the gateway's own process: a separate one would keep its jobs over the
     # kill and prove nothing about the gateway).
     alias = {"sora_video2-test-4s": {"model": "sora-2", "size": "1280x720", "seconds": "4"}}
-    gw = make_gateway(**FAST, AITRE_CHAT_VIDEO_MODELS=orjson.dumps(alias).decode())
+    gw = make_gateway(**{**FAST, "AITRE_CHAT_VIDEO_MODELS": orjson.dumps(alias).decode()})
     gw.start()
     gw.sim_control("/_sim/config", {"video_step_seconds": 1.0, "video_max_side": 320}).raise_for_status()
     admin = {"Authorization": f"Bearer {gw.admin_key}"}
