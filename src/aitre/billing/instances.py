@@ -138,17 +138,20 @@ class Instance:
                 )
         self.id = new_id
 
-    async def others_alive(self) -> bool:
+    async def others_alive(self, running_for: float = 10.0) -> bool:
         """Whether another instance on this database is running (a heartbeat within the dead
-        time, neither stopped nor recovered)."""
+        time, neither stopped nor recovered) and has been for `running_for` seconds: instances
+        starting together (the workers of one server, a whole deployment brought up) do not
+        count each other."""
         async with self._sessions() as session:
             now = db_now(session)
             found = await session.scalar(
                 text(
                     "SELECT COUNT(*) FROM instances WHERE id <> :me AND stopped_at IS NULL "
-                    f"AND recovered_at IS NULL AND heartbeat_at >= {now} - :dead"
+                    f"AND recovered_at IS NULL AND heartbeat_at >= {now} - :dead "
+                    f"AND started_at < {now} - :running"
                 ),
-                {"me": self.id, "dead": self._dead_ms},
+                {"me": self.id, "dead": self._dead_ms, "running": int(running_for * 1000)},
             )
         return bool(found)
 

@@ -97,7 +97,9 @@ class Generation:
 
     async def ensure(self, others_alive: bool) -> str:
         """On start: the current generation, made if Redis has none. A start with no other
-        instance alive has nobody's books to wait for: its balances load at once."""
+        instance that was already serving has nobody's books to wait for: its balances load at
+        once (a Redis that lost its data under running instances is usually found by their next
+        reservation, which starts the pause)."""
         pause = self.pause_ms if others_alive else 0
         self.current = _text(await self._ensure(keys=[self.key], args=[_new_id(), pause]))
         return self.current
