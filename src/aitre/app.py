@@ -37,6 +37,7 @@ from aitre.config import Settings
 from aitre.media.fetch import MediaFetcher
 from aitre.media.store import LocalMediaStore
 from aitre.relay.upstream import Upstream
+from aitre.runtime_settings import RuntimeSettings
 from aitre.secrets import SecretBox, load_or_create_key
 from aitre.security.forwarded import ForwardedFor
 from aitre.security.ssrf import AddressPolicy
@@ -173,6 +174,10 @@ async def _start_state(settings: Settings, registry: TaskRegistry) -> AppState:
     sessions = make_sessionmaker(engine)
     catalog = Catalog(sessions, box, settings.cache_refresh_seconds, settings.internal_url() + "/sim")
     await catalog.reload()
+    # The operator's run-time overrides, before anything reads the settings; again on every change.
+    runtime = RuntimeSettings(settings, sessions)
+    await runtime.load()
+    catalog.on_change.append(runtime.load)
     catalog.start()
     # One journal folder per process (named by its instance); with several workers the parent
     # recovered the data folder's earlier processes before starting them (`aitre.server`).
@@ -242,6 +247,7 @@ async def _start_state(settings: Settings, registry: TaskRegistry) -> AppState:
         health=health,
         channel_ops=ChannelOps(sessions, health),
         forwarded=ForwardedFor(settings.forwarded_allow_ips),
+        runtime=runtime,
     )
     state.channel_ops.start(state)
     state.tasks = TaskEngine(state, registry)

@@ -94,6 +94,35 @@ class Settings(BaseSettings):
         2.0, description="How often the gateway checks whether keys/channels changed in the database."
     )
 
+    # --- web console ----------------------------------------------------------------------------
+    console_enabled: bool = Field(
+        True, description="Serve the web console (admin and user pages) at `/`; off: its pages answer 404."
+    )
+    console_idle_minutes: float = Field(
+        30.0, description="A console session unused for this long is signed out (run-time setting)."
+    )
+    console_session_hours: float = Field(
+        12.0, description="A console session ends this long after sign-in, however busy it is."
+    )
+    console_cookie_secure: Literal["auto", "always", "never"] = Field(
+        "auto",
+        description="Mark the console's cookies `Secure`: `auto` when the request came over HTTPS (or a "
+        "proxy in `AITRE_FORWARDED_ALLOW_IPS` says so with X-Forwarded-Proto), `always`, or `never`.",
+    )
+    console_max_failures_per_ip: int = Field(
+        20,
+        description="Failed console sign-ins one client address may make per window; then its sign-ins "
+        "are refused (429) until the window ends (run-time setting).",
+    )
+    console_max_failures_per_user: int = Field(
+        5,
+        description="Failed password sign-ins for one user per window; then that user's password "
+        "sign-ins are refused until the window ends (signing in with a key still works; run-time setting).",
+    )
+    console_failure_window_minutes: float = Field(
+        15.0, description="The window the failed sign-ins are counted in (run-time setting)."
+    )
+
     # --- first start --------------------------------------------------------------------------
     bootstrap: bool = Field(
         True, description="On first start create an admin, a user, their keys and a simulator channel."

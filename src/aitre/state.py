@@ -22,6 +22,7 @@ from aitre.config import Settings
 from aitre.media.fetch import MediaFetcher
 from aitre.media.store import MediaStore
 from aitre.relay.upstream import Upstream
+from aitre.runtime_settings import RuntimeSettings
 from aitre.secrets import SecretBox
 from aitre.security.forwarded import ForwardedFor
 from aitre.tasks.engine import TaskEngine
@@ -47,6 +48,7 @@ class AppState:
     health: ChannelHealth
     channel_ops: ChannelOps
     forwarded: ForwardedFor
+    runtime: RuntimeSettings
     tasks: TaskEngine = field(init=False)  # made once the rest exists (it runs on all of it)
 
     def adapter_for(self, channel: ChannelInfo) -> Adapter:
