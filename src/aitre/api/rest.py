@@ -81,6 +81,10 @@ def build_api(settings: Settings | None = None) -> FastAPI:
     )
     app.include_router(admin_router)
     app.include_router(user_router)
+    if (settings or Settings()).console_enabled:
+        from aitre.console.routes import install  # templates and static files: only when served
+
+        install(app)
     _install_error_handlers(app)
     app.add_middleware(ApiGuard)
     app.add_middleware(RequestIdMiddleware)  # the outer one: the guard's refusals carry the id too
