@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Mapping
 from decimal import Decimal
 from typing import Any
@@ -45,21 +46,28 @@ def chart(dash: DashboardOut, per_usd: int) -> dict[str, Any]:
         return {"label": label, "values": values, "unit": unit}
 
     cost = [float(Decimal(p.quota) / per_usd) for p in s]
+    # The whole range chosen, not only the buckets with requests: a quiet week looks quiet.
+    hi = (dash.until or int(time.time() * 1000)) // 1000
+    lo = dash.since // 1000 if dash.since is not None else (xs[0] if xs else hi - 86400)
+    span = [lo, hi]
     return {
         "requests": {
             "x": xs,
+            "range": span,
             "series": [line("requests", [p.requests for p in s]), line("errors", [p.errors for p in s])],
         },
         "tokens": {
             "x": xs,
+            "range": span,
             "series": [
                 line("prompt", [p.prompt_tokens for p in s]),
                 line("completion", [p.completion_tokens for p in s]),
             ],
         },
-        "cost": {"x": xs, "series": [line("cost", cost, "$")]},
+        "cost": {"x": xs, "range": span, "series": [line("cost", cost, "$")]},
         "latency": {
             "x": xs,
+            "range": span,
             "series": [
                 line("latency (mean)", [p.latency_ms for p in s], "ms"),
                 line("time to first byte (mean)", [p.ttfb_ms for p in s], "ms"),

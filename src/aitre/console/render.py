@@ -6,8 +6,7 @@ from datetime import UTC, datetime
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
-from jinja2 import Environment, PackageLoader, pass_context, select_autoescape
-from jinja2.runtime import Context
+from jinja2 import Environment, PackageLoader, select_autoescape
 from starlette.requests import Request
 from starlette.responses import HTMLResponse
 
@@ -31,12 +30,10 @@ def num(value: int | float | None) -> str:
     return f"{int(value):,}"
 
 
-@pass_context
-def usd(context: Context, units: int | None) -> str:
+def usd(units: int | None, per_usd: int) -> str:
     """Units as dollars, to the cent (more digits when it is less than a cent)."""
     if units is None:
         return "—"
-    per_usd = context["settings"].quota_per_usd
     amount = Decimal(units) / Decimal(per_usd)
     if amount == 0:
         return "$0"
@@ -45,7 +42,7 @@ def usd(context: Context, units: int | None) -> str:
 
 
 class Renderer:
-    def __init__(self) -> None:
+    def __init__(self, units_per_usd: int) -> None:
         self.env = Environment(
             loader=PackageLoader("aitre.console", "templates"),
             autoescape=select_autoescape(default=True, default_for_string=True),
@@ -53,7 +50,7 @@ class Renderer:
             lstrip_blocks=True,
             auto_reload=False,
         )
-        self.env.filters.update(when=when, num=num, usd=usd)
+        self.env.filters.update(when=when, num=num, usd=lambda units: usd(units, units_per_usd))
         self.env.globals["version"] = __version__
 
     def page(self, template: str, **values: Any) -> str:

@@ -10,6 +10,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.staticfiles import StaticFiles
 
+from aitre.config import Settings
 from aitre.console import admin_accounts, admin_channels, admin_tasks, admin_usage, auth_pages, me_pages
 from aitre.console.render import Renderer
 from aitre.console.web import Handler, guarded
@@ -74,8 +75,8 @@ PAGES: list[tuple[str, tuple[str, ...], Handler, bool]] = [
 ]
 
 
-def install(app: FastAPI) -> None:
-    app.state.console = Renderer()
+def install(app: FastAPI, settings: Settings) -> None:
+    app.state.console = Renderer(settings.quota_per_usd)
     app.add_route("/", auth_pages.front, methods=["GET"], include_in_schema=False)
     app.add_route("/sign-in", auth_pages.sign_in_page, methods=["GET"], include_in_schema=False)
     app.add_route("/sign-in", auth_pages.sign_in, methods=["POST"], include_in_schema=False)

@@ -253,7 +253,10 @@ def guarded(handler: Handler, *, admin: bool = False) -> Callable[[Request], Awa
                 )
         ctx = Ctx(request, state, who, form, renderer, _flash(request))
         try:
-            return await handler(ctx)
+            response = await handler(ctx)
+            for name, value in SECURITY_HEADERS.items():
+                response.headers.setdefault(name, value)
+            return response
         except (ApiError, DomainError, ValidationError, IntegrityError, ValueError) as exc:
             status, message = error_message(exc)
             if request.method == "POST" and status not in (401, 403, 404):

@@ -88,8 +88,13 @@
                       value: function (u, v) { return v == null ? "—" : (s.unit === "$" ? "$" + v.toFixed(4) : v.toLocaleString() + (s.unit ? " " + s.unit : "")); } });
         values.push(s.values);
       });
+      var money = data.series.length && data.series[0].unit === "$";
+      var yAxis = { size: 64 };
+      if (money) yAxis.values = function (u, vals) { return vals.map(function (v) { return "$" + (v >= 1 ? v.toFixed(2) : Number(v.toPrecision(2))); }); };
+      var x = { time: true };
+      if (data.range) x.range = function () { return data.range; };
       var opts = { width: Math.max(el.clientWidth, 240), height: 220, series: series,
-                   axes: [{}, { size: 60 }], scales: { x: { time: true } }, legend: { live: true } };
+                   axes: [{}, yAxis], scales: { x: x }, legend: { live: true } };
       var plot = new window.uPlot(opts, values, el);
       if (window.ResizeObserver) {
         new ResizeObserver(function () { plot.setSize({ width: Math.max(el.clientWidth, 240), height: 220 }); }).observe(el);
