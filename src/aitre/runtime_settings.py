@@ -13,6 +13,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Annotated, Any
 
+import orjson
 from pydantic import AnyHttpUrl, Field, TypeAdapter, ValidationError
 from sqlalchemy import delete, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
@@ -110,8 +111,14 @@ class RuntimeSettings:
 
     async def load(self) -> None:
         async with self._sessions() as session:
-            rows = {r.name: r.value for r in await session.scalars(select(RuntimeSetting))}
-        self.apply(rows)
+            rows = list(await session.scalars(select(RuntimeSetting)))
+        stored = {}
+        for row in rows:
+            try:
+                stored[row.name] = orjson.loads(row.value)
+            except orjson.JSONDecodeError:  # written by hand: the start value applies
+                continue
+        self.apply(stored)
 
     def apply(self, stored: dict[str, Any]) -> None:
         overridden = set()
@@ -148,9 +155,10 @@ async def save(session: AsyncSession, changes: dict[str, Any]) -> None:
         if value is None:
             await session.execute(delete(RuntimeSetting).where(RuntimeSetting.name == name))
             continue
+        text = orjson.dumps(value).decode()
         row = await session.get(RuntimeSetting, name)
         if row is None:
-            session.add(RuntimeSetting(name=name, value=value, updated_at=now_ms()))
+            session.add(RuntimeSetting(name=name, value=text, updated_at=now_ms()))
         else:
-            row.value, row.updated_at = value, now_ms()
+            row.value, row.updated_at = text, now_ms()
     await session.flush()

@@ -373,9 +373,10 @@ class SignInFailure(Base):
 
 
 class RuntimeSetting(Base):
-    """An operator's run-time override of a setting (`aitre.runtime_settings`): its JSON value."""
+    """An operator's run-time override of a setting (`aitre.runtime_settings`): its value as JSON
+    text (not a JSON column: SQLite would read a bare number back as a number, not as JSON)."""
 
     __tablename__ = "runtime_settings"
     name: Mapped[str] = mapped_column(String(64), primary_key=True)
-    value: Mapped[Any] = mapped_column(JSON)
+    value: Mapped[str] = mapped_column(Text)
     updated_at: Mapped[int] = mapped_column(BigInteger, default=now_ms)

@@ -44,7 +44,7 @@ def upgrade() -> None:
     op.create_table(
         "runtime_settings",
         sa.Column("name", sa.String(length=64), nullable=False),
-        sa.Column("value", sa.JSON(), nullable=False),
+        sa.Column("value", sa.Text(), nullable=False),
         sa.Column("updated_at", sa.BigInteger(), nullable=False),
         sa.PrimaryKeyConstraint("name"),
     )
