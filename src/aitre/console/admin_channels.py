@@ -23,6 +23,15 @@ from aitre.console.common import positive
 from aitre.console.web import Ctx
 from aitre.errors import bad_request
 
+PRICE_LABELS = {
+    "input_per_1m": "Input per 1M tokens",
+    "output_per_1m": "Output per 1M tokens",
+    "cached_input_per_1m": "Cached input per 1M tokens",
+    "per_call": "Per call",
+    "per_image": "Per image",
+    "per_second": "Per second",
+    "per_1m_chars": "Per 1M characters",
+}
 PRICE_FIELDS = tuple(f for f in PriceIn.model_fields if f != "image_prices")
 
 
@@ -184,7 +193,7 @@ async def prices(ctx: Ctx) -> Response:
         total=len(rows),
         q=needle,
         source=source,
-        fields=PRICE_FIELDS,
+        fields=[(f, PRICE_LABELS.get(f, f)) for f in PRICE_FIELDS],
         edit=ctx.query.get("model", "")[:128],
         editing=next((p for p in rows if p.model == ctx.query.get("model")), None),
     )
