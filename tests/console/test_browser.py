@@ -31,7 +31,9 @@ playwright_api = pytest.importorskip("playwright.async_api")
 @pytest.fixture(scope="module")
 async def browser() -> AsyncIterator[Any]:
     if not Path(CHROMIUM).exists():
-        pytest.fail(f"{CHROMIUM} is missing: scripts/test installs Debian's chromium (apt-get install chromium)")
+        pytest.fail(
+            f"{CHROMIUM} is missing: scripts/test installs Debian's chromium (apt-get install chromium)"
+        )
     shutil.rmtree(ARTIFACTS, ignore_errors=True)
     ARTIFACTS.mkdir(parents=True)
     print(f"\nscreenshots: {ARTIFACTS}")
@@ -111,7 +113,9 @@ async def check_page(tab: Tab, phone: bool = False) -> None:
     )
     assert problems == [], (tab.page.url, problems)
     if phone:
-        wide = await tab.page.evaluate("() => document.documentElement.scrollWidth - document.documentElement.clientWidth")
+        wide = await tab.page.evaluate(
+            "() => document.documentElement.scrollWidth - document.documentElement.clientWidth"
+        )
         assert wide <= 1, (tab.page.url, f"{wide}px of sideways scrolling at a phone's width")
 
 
@@ -207,7 +211,9 @@ async def test_operator_and_user_flow_in_a_browser(browser: Any, gw: Gateway, up
     await me.page.get_by_role("button", name="Imagine").click()
     grid = me.page.locator("#mj-image")
     await grid.wait_for(timeout=30_000)
-    await me.page.wait_for_function("() => document.querySelector('#mj-image').naturalWidth > 0", timeout=10_000)
+    await me.page.wait_for_function(
+        "() => document.querySelector('#mj-image').naturalWidth > 0", timeout=10_000
+    )
     first_src = await grid.get_attribute("src")
     assert first_src is not None and first_src.startswith("/media/")
     assert await me.page.locator("#mj-buttons button").count() >= 4
@@ -222,7 +228,9 @@ async def test_operator_and_user_flow_in_a_browser(browser: Any, gw: Gateway, up
     # --- the operator sees the tasks with their pictures
     await ops.go(f"/admin/tasks?user_id={user_id}")
     assert await ops.page.locator("#results tbody tr").count() == 2
-    await ops.page.wait_for_function("() => [...document.querySelectorAll('tbody img')].every(i => i.naturalWidth > 0)")
+    await ops.page.wait_for_function(
+        "() => [...document.querySelectorAll('tbody img')].every(i => i.naturalWidth > 0)"
+    )
     await ops.shot("admin-tasks")
     await ops.page.locator("#results tbody tr").last.locator("a").first.click()
     await ops.page.wait_for_url(re.compile(r"/admin/tasks/\d+$"))

@@ -32,9 +32,17 @@ def test_user_created_topped_up_and_adjusted_to_the_unit(gw: Gateway, admin: Vis
     resp = admin.post("/admin/users", {"username": name, "role": "user", "group": "default", "usd": "5"})
     assert resp.status_code == 303
     user_id = int(resp.headers["location"].rsplit("/", 1)[1])
-    assert admin.post(f"/admin/users/{user_id}/balance", {"kind": "topup", "usd": "2.5", "note": "invoice 7"}).status_code == 303
+    assert (
+        admin.post(
+            f"/admin/users/{user_id}/balance", {"kind": "topup", "usd": "2.5", "note": "invoice 7"}
+        ).status_code
+        == 303
+    )
     assert admin.flash() == ("ok", f"Topup of 1,250,000 units written; {name} now has 3,750,000 units.")
-    assert admin.post(f"/admin/users/{user_id}/balance", {"kind": "adjust", "usd": "-1.000002"}).status_code == 303
+    assert (
+        admin.post(f"/admin/users/{user_id}/balance", {"kind": "adjust", "usd": "-1.000002"}).status_code
+        == 303
+    )
     user = admin_api(gw, "GET", f"/users/{user_id}")
     assert user["quota"] == 5 * UNITS + 1_250_000 - 500_000 - 1 == 3_249_999
     ledger = admin_api(gw, "GET", f"/users/{user_id}/ledger")["data"]
@@ -45,7 +53,11 @@ def test_user_created_topped_up_and_adjusted_to_the_unit(gw: Gateway, admin: Vis
     ]
     assert sum(e["amount"] for e in ledger) == user["quota"]
     # refused changes write nothing: a negative top-up, a balance below zero, garbage
-    for form in ({"kind": "topup", "usd": "-1"}, {"kind": "adjust", "usd": "-100"}, {"kind": "topup", "usd": "lots"}):
+    for form in (
+        {"kind": "topup", "usd": "-1"},
+        {"kind": "adjust", "usd": "-100"},
+        {"kind": "topup", "usd": "lots"},
+    ):
         assert admin.post(f"/admin/users/{user_id}/balance", form).status_code == 303
         kind, _ = admin.flash() or ("", "")
         assert kind == "error", form
@@ -59,7 +71,9 @@ def test_user_created_topped_up_and_adjusted_to_the_unit(gw: Gateway, admin: Vis
     assert (user["group"], user["enabled"]) == ("vip-" + name, False)
 
 
-def test_channel_added_in_the_console_carries_traffic(gw: Gateway, admin: Visitor, tmp_path_factory: pytest.TempPathFactory) -> None:
+def test_channel_added_in_the_console_carries_traffic(
+    gw: Gateway, admin: Visitor, tmp_path_factory: pytest.TempPathFactory
+) -> None:
     sim = Simulator(tmp_path_factory.mktemp("console-sim")).start()
     try:
         model = unique("console-model")
@@ -81,9 +95,18 @@ def test_channel_added_in_the_console_carries_traffic(gw: Gateway, admin: Visito
         assert resp.status_code == 303, flash_of(admin.get("/me/redeem"))
         channel_id = int(resp.headers["location"].rsplit("/", 1)[1])
         channel = admin_api(gw, "GET", f"/channels/{channel_id}")
-        assert channel["model_mapping"] == {model: "gpt-4o-mini"} and channel["config"] == {"max_concurrency": 4}
-        assert channel["key_hint"] != SIM_KEY and SIM_KEY not in admin.get(f"/admin/channels/{channel_id}").text
-        assert admin.post("/admin/prices", {"model": model, "input_per_1m": "1", "output_per_1m": "2"}).status_code == 303
+        assert channel["model_mapping"] == {model: "gpt-4o-mini"} and channel["config"] == {
+            "max_concurrency": 4
+        }
+        assert (
+            channel["key_hint"] != SIM_KEY and SIM_KEY not in admin.get(f"/admin/channels/{channel_id}").text
+        )
+        assert (
+            admin.post(
+                "/admin/prices", {"model": model, "input_per_1m": "1", "output_per_1m": "2"}
+            ).status_code
+            == 303
+        )
         _, key = new_user(gw)
         reply = gw.chat(key, model)
         assert reply.status_code == 200, reply.text
@@ -97,7 +120,15 @@ def test_channel_added_in_the_console_carries_traffic(gw: Gateway, admin: Visito
         assert gw.chat(key, model).status_code == 503
         admin.post(f"/admin/channels/{channel_id}/enable")
         assert gw.chat(key, model).status_code == 200
-        form = {"name": channel["name"], "base_url": sim.url + "/v1", "models": model, "model_mapping": "", "priority": "1", "weight": "3", "config": ""}
+        form = {
+            "name": channel["name"],
+            "base_url": sim.url + "/v1",
+            "models": model,
+            "model_mapping": "",
+            "priority": "1",
+            "weight": "3",
+            "config": "",
+        }
         assert admin.post(f"/admin/channels/{channel_id}", form).status_code == 303
         channel = admin_api(gw, "GET", f"/channels/{channel_id}")
         assert (channel["priority"], channel["weight"], channel["model_mapping"]) == (1, 3, {})
@@ -105,7 +136,10 @@ def test_channel_added_in_the_console_carries_traffic(gw: Gateway, admin: Visito
         bad = admin.post(f"/admin/channels/{channel_id}", {**form, "config": "[1, 2"})
         assert bad.status_code == 303 and admin.flash() == ("error", "config is not valid JSON.")
         assert admin.post(f"/admin/channels/{channel_id}/delete").status_code == 303
-        assert httpx.get(gw.url + f"/api/admin/channels/{channel_id}", headers=auth(gw.admin_key)).status_code == 404
+        assert (
+            httpx.get(gw.url + f"/api/admin/channels/{channel_id}", headers=auth(gw.admin_key)).status_code
+            == 404
+        )
     finally:
         sim.stop()
 
@@ -114,16 +148,33 @@ def test_prices_show_the_shipped_defaults_and_the_operators(gw: Gateway, admin: 
     page = admin.get("/admin/prices", params={"q": "gpt-4o-mini"})
     assert ">default<" in page.text and "gpt-4o-mini" in page.text
     model = unique("priced")
-    admin.post("/admin/prices", {"model": model, "input_per_1m": "0.5", "per_call": "0.01", "image_prices": "1024x1024=0.04"})
+    admin.post(
+        "/admin/prices",
+        {"model": model, "input_per_1m": "0.5", "per_call": "0.01", "image_prices": "1024x1024=0.04"},
+    )
     price = admin_api(gw, "GET", f"/prices/{model}")
-    assert (price["source"], price["input_per_1m"], price["per_call"], price["image_prices"]) == ("operator", "0.5", "0.01", {"1024x1024": "0.04"})
+    assert (price["source"], price["input_per_1m"], price["per_call"], price["image_prices"]) == (
+        "operator",
+        "0.5",
+        "0.01",
+        {"1024x1024": "0.04"},
+    )
     admin.post("/admin/prices/delete", {"model": model})
     assert httpx.get(gw.url + f"/api/admin/prices/{model}", headers=auth(gw.admin_key)).status_code == 404
 
 
 def test_keys_made_paused_and_revoked_by_the_operator(gw: Gateway, admin: Visitor) -> None:
     user, _ = new_user(gw)
-    resp = admin.post("/admin/keys", {"user_id": str(user["id"]), "name": "ops", "quota_usd": "0.5", "allowed_models": "gpt-4o-mini", "expires_at": "+1d"})
+    resp = admin.post(
+        "/admin/keys",
+        {
+            "user_id": str(user["id"]),
+            "name": "ops",
+            "quota_usd": "0.5",
+            "allowed_models": "gpt-4o-mini",
+            "expires_at": "+1d",
+        },
+    )
     key = re.search(r'value="(sk-[A-Za-z0-9]{48})"', resp.text)
     assert resp.status_code == 200 and key is not None
     made = next(k for k in admin_api(gw, "GET", f"/keys?user_id={user['id']}")["data"] if k["name"] == "ops")
@@ -167,19 +218,31 @@ def test_run_time_settings_apply_at_once_and_reset(gw: Gateway, admin: Visitor) 
     # out of bounds, unknown, wrong type: refused, nothing stored
     assert admin.post("/admin/settings", {"s-api_max_body_bytes": "10"}).status_code == 303
     assert admin.flash()[0] == "error"  # type: ignore[index]
-    for bad in ({"workers": 4}, {"retries": "many"}, {"task_notify_hook": "ftp://x"}, {"image_chat_models": ["x" * 200]}):
+    for bad in (
+        {"workers": 4},
+        {"retries": "many"},
+        {"task_notify_hook": "ftp://x"},
+        {"image_chat_models": ["x" * 200]},
+    ):
         resp = httpx.patch(gw.url + "/api/admin/settings", json=bad, headers=auth(gw.admin_key))
         assert resp.status_code == 400 and resp.json()["error"]["code"] == "invalid_setting", bad
     assert admin.post("/admin/settings", {"reset": "api_max_body_bytes"}).status_code == 303
     assert httpx.post(gw.url + "/api/admin/groups", json=body, headers=auth(gw.admin_key)).status_code == 400
     _, key = new_user(gw)
     assert httpx.get(gw.url + "/api/admin/settings", headers=auth(key)).status_code == 403
-    assert httpx.patch(gw.url + "/api/admin/settings", json={"retries": 0}, headers=auth(key)).status_code == 403
+    assert (
+        httpx.patch(gw.url + "/api/admin/settings", json={"retries": 0}, headers=auth(key)).status_code == 403
+    )
 
 
 def test_operator_cancels_a_task_and_it_is_refunded(gw: Gateway, admin: Visitor) -> None:
     user, key = new_user(gw)
-    submit = httpx.post(gw.url + "/mj/submit/imagine", json={"prompt": "a slow cat --sim-stuck"}, headers=auth(key), timeout=30)
+    submit = httpx.post(
+        gw.url + "/mj/submit/imagine",
+        json={"prompt": "a slow cat --sim-stuck"},
+        headers=auth(key),
+        timeout=30,
+    )
     task_id = submit.json()["result"]
     wait_until(lambda: admin_api(gw, "GET", f"/tasks/{task_id}")["status"] == "running")
     page = admin.get("/admin/tasks", params={"status": "open", "user_id": str(user["id"])})
@@ -210,5 +273,7 @@ def test_dashboards_add_up_and_refuse_bad_callers(gw: Gateway) -> None:
     # the user's ledger: their own entries, adding up to their balance
     ledger = httpx.get(gw.url + "/api/user/ledger", headers=auth(key)).json()
     balance = httpx.get(gw.url + "/api/user/balance", headers=auth(key)).json()
-    assert ledger["total"] >= 4 and all(e["token_id"] in (None, ledger["data"][0]["token_id"]) for e in ledger["data"])
+    assert ledger["total"] >= 4 and all(
+        e["token_id"] in (None, ledger["data"][0]["token_id"]) for e in ledger["data"]
+    )
     assert sum(e["amount"] for e in ledger["data"]) == balance["quota"]

@@ -10,7 +10,7 @@ from pydantic import BaseModel, Field
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from aitre.api.admin.schemas import DayTotals, ModelTotals, SummaryOut, Totals
-from aitre.api.deps import DbDep, LogFilterDep
+from aitre.api.deps import Db, DbDep, LogFilterDep, domain_errors
 from aitre.billing import usage_query, usage_stats
 from aitre.billing.usage_query import LogFilter, parse_time
 
@@ -82,13 +82,16 @@ DEFAULT_RANGE = "-7d"
 
 
 async def dashboard(
-    session: AsyncSession, filt: LogFilter, bucket: usage_stats.Bucket, top: int, *, operator: bool
+    db: Db, filt: LogFilter, bucket: usage_stats.Bucket, top: int, *, operator: bool
 ) -> DashboardOut:
     """The dashboard of the rows `filt` matches, the last 7 days unless it says since when."""
     if filt.since is None:
         filt = replace(filt, since=parse_time(DEFAULT_RANGE))
     step = usage_stats.bucket_ms(bucket, filt.since, filt.until, parse_time("+0s"))
-    return DashboardOut.of(await usage_stats.dashboard(session, filt, step, operator=operator, top=top))
+    await db.state.accountant.bank.flush()  # this process's pending rows belong in it
+    with domain_errors():
+        found = await usage_stats.dashboard(db.state.sessions, filt, step, operator=operator, top=top)
+    return DashboardOut.of(found)
 
 
 BucketQuery = Annotated[
@@ -104,5 +107,4 @@ TopQuery = Annotated[int, Query(ge=1, le=100, description="How many models, chan
 async def usage_dashboard(
     db: DbDep, filt: LogFilterDep, bucket: BucketQuery = "auto", top: TopQuery = 10
 ) -> DashboardOut:
-    async with db.read(current=True) as s:
-        return await dashboard(s, filt, bucket, top, operator=True)
+    return await dashboard(db, filt, bucket, top, operator=True)

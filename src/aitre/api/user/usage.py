@@ -29,5 +29,4 @@ async def usage_summary(db: DbDep, caller: CallerDep, filt: UserLogFilterDep) ->
 async def usage_dashboard(
     db: DbDep, caller: CallerDep, filt: UserLogFilterDep, bucket: BucketQuery = "auto", top: TopQuery = 10
 ) -> DashboardOut:
-    async with db.read(current=True) as s:
-        return await dashboard(s, filt.for_user(caller.user_id), bucket, top, operator=False)
+    return await dashboard(db, filt.for_user(caller.user_id), bucket, top, operator=False)

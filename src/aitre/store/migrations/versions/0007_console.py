@@ -1,5 +1,6 @@
 """The web console: users' sign-in passwords, console sessions, failed sign-ins per address and
-per user, and the operator's run-time setting overrides.
+per user, the operator's run-time setting overrides, and an index that covers the usage
+dashboards' aggregates.
 
 Revision ID: 0007
 Revises: 0005
@@ -17,6 +18,20 @@ revision: str = "0007"
 down_revision: str | None = "0005"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
+
+# As `aitre.store.models.STATS_COLUMNS` when this revision was written (a migration keeps its own copy).
+STATS_COLUMNS = (
+    "created_at",
+    "model",
+    "user_id",
+    "channel_id",
+    "status_code",
+    "prompt_tokens",
+    "completion_tokens",
+    "quota",
+    "latency_ms",
+    "ttfb_ms",
+)
 
 
 def upgrade() -> None:
@@ -50,9 +65,13 @@ def upgrade() -> None:
     )
     with op.batch_alter_table("users", schema=None) as batch_op:
         batch_op.add_column(sa.Column("password_hash", sa.Text(), server_default="", nullable=False))
+    with op.batch_alter_table("usage_logs", schema=None) as batch_op:
+        batch_op.create_index("ix_usage_logs_stats", list(STATS_COLUMNS), unique=False)
 
 
 def downgrade() -> None:
+    with op.batch_alter_table("usage_logs", schema=None) as batch_op:
+        batch_op.drop_index("ix_usage_logs_stats")
     with op.batch_alter_table("users", schema=None) as batch_op:
         batch_op.drop_column("password_hash")
     op.drop_table("runtime_settings")
