@@ -26,11 +26,12 @@ PHONE = {"width": 390, "height": 844}
 DESKTOP = {"width": 1280, "height": 900}
 
 playwright_api = pytest.importorskip("playwright.async_api")
+HAVE_CHROMIUM = Path(CHROMIUM).exists()
 
 
 @pytest.fixture(scope="module")
 async def browser() -> AsyncIterator[Any]:
-    if not Path(CHROMIUM).exists():
+    if not HAVE_CHROMIUM:
         pytest.fail(
             f"{CHROMIUM} is missing: scripts/test installs Debian's chromium (apt-get install chromium)"
         )
@@ -237,7 +238,8 @@ async def test_operator_and_user_flow_in_a_browser(browser: Any, gw: Gateway, up
     assert await ops.page.locator(".media img").count() == 1
     assert await ops.page.locator("[data-mj-buttons] button:disabled").count() >= 4  # another user's task
     await ops.shot("admin-task")
-    assert httpx.get(gw.url + first_src).status_code == 200
+    async with httpx.AsyncClient() as client:
+        assert (await client.get(gw.url + first_src)).status_code == 200
 
     # --- every page: screenshot, accessibility basics, phone width
     phone = await Tab.open(browser, gw, PHONE)
@@ -264,7 +266,9 @@ async def test_operator_and_user_flow_in_a_browser(browser: Any, gw: Gateway, up
 
 async def test_playground_video_when_the_video_api_is_there(browser: Any, gw: Gateway) -> None:
     """OpenAI's /v1/videos (created, polled, its content played in the page)."""
-    probe = httpx.post(gw.url + "/v1/videos", json={}, headers={"Authorization": f"Bearer {gw.user_key}"})
+    async with httpx.AsyncClient() as client:
+        auth = {"Authorization": f"Bearer {gw.user_key}"}
+        probe = await client.post(gw.url + "/v1/videos", json={}, headers=auth)
     if probe.status_code in (404, 405):
         pytest.skip("/v1/videos is not in this build yet")
     user = admin_api(gw, "POST", "/users", json={"username": unique("v"), "usd": "20"})
