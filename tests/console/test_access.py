@@ -224,3 +224,17 @@ def test_key_made_in_the_console_is_shown_once_and_works(gw: Gateway, user: Visi
     assert gw.chat(key).status_code == 200
     listing = user.get("/me/keys").text
     assert key not in listing and key[:7] in listing  # later pages show the hint only
+
+
+def test_playground_key_is_made_for_the_signed_in_user(gw: Gateway) -> None:
+    owner, _ = new_user(gw)
+    admin_api(gw, "PUT", f"/users/{owner['id']}/password", json={"password": "playground pw"})
+    with Visitor(gw) as v:
+        v.sign_in(username=owner["username"], password="playground pw")
+        assert v.post("/me/playground-key", csrf=False).status_code == 403
+        resp = v.http.post("/me/playground-key", headers={"X-CSRF-Token": v.csrf})
+        assert resp.status_code == 200 and resp.headers["content-type"] == "application/json"
+        key = resp.json()["key"]
+    assert gw.chat(key).status_code == 200
+    made = admin_api(gw, "GET", f"/keys?user_id={owner['id']}")["data"]
+    assert "console playground" in {k["name"] for k in made}
