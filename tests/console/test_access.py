@@ -107,6 +107,9 @@ def test_form_from_another_site_is_refused(gw: Gateway, admin: Visitor) -> None:
     assert name not in {g["name"] for g in admin_api(gw, "GET", "/groups")["data"]}
     ok = admin.post("/admin/groups", {"name": name}, headers={"Origin": gw.url})
     assert ok.status_code == 303
+    # behind a trusted proxy (127.0.0.1 is one by default) the public host is this site too
+    proxied = {"Origin": "https://console.example", "X-Forwarded-Host": "console.example"}
+    assert admin.post("/admin/groups", {"name": name + "-p"}, headers=proxied).status_code == 303
 
 
 def test_session_cookie_is_http_only_and_same_site(gw: Gateway) -> None:

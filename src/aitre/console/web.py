@@ -192,13 +192,21 @@ def _flash(request: Request) -> dict[str, str] | None:
 
 
 def _same_origin(request: Request) -> bool:
-    """A browser names the page a POST came from (`Origin`); it must be this site. (Requests
-    without it, from tools, still need the CSRF token.)"""
+    """A browser names the page a POST came from (`Origin`); it must be this site: the host the
+    request was sent to, the one a trusted proxy forwarded for (`X-Forwarded-Host`), or the
+    public URL's. (Requests without it, from tools, still need the CSRF token.)"""
     origin = header(request, b"origin")
     if origin is None or origin == "null":
         return origin is None
-    host = header(request, b"host") or ""
-    return urlsplit(origin).netloc == host
+    state = app_state(request)
+    ours = {header(request, b"host") or ""}
+    peer = request.scope.get("client")
+    forwarded = header(request, b"x-forwarded-host")
+    if forwarded and peer and state.forwarded.trusts(str(peer[0])):
+        ours.add(forwarded.split(",")[0].strip())
+    if state.settings.public_url:
+        ours.add(urlsplit(state.settings.public_url).netloc)
+    return urlsplit(origin).netloc in ours
 
 
 def error_message(exc: Exception) -> tuple[int, str]:
