@@ -148,17 +148,14 @@ async def breakdowns(
         return order[:top]
 
     out: dict[By, list[Point]] = {"model": [a.point(k, str(k)) for k, a in ranked(by["model"])]}
-    for name, table, column in (("channel", Channel, Channel.name), ("user", User, User.username)):
-        chosen = ranked(by[name])  # type: ignore[index]
+    named: list[tuple[By, Any, Any]] = [("channel", Channel, Channel.name), ("user", User, User.username)]
+    for name, table, column in named:
+        chosen = ranked(by[name])
         ids = [k for k, _ in chosen if k is not None]
-        names = (
-            dict((await session.execute(select(table.id, column).where(table.id.in_(ids)))).all())
-            if ids
-            else {}
-        )
-        out[name] = [  # type: ignore[index]
-            a.point(k, names.get(k) or ("(none)" if k is None else f"#{k}")) for k, a in chosen
-        ]
+        names: dict[Any, str] = {}
+        if ids:
+            names = dict((await session.execute(select(table.id, column).where(table.id.in_(ids)))).all())
+        out[name] = [a.point(k, names.get(k) or ("(none)" if k is None else f"#{k}")) for k, a in chosen]
     return out
 
 

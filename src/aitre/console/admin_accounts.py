@@ -3,10 +3,11 @@ keys, and redeem codes. Each change goes through the admin API's route function.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, get_args
 
 from starlette.responses import Response
 
+from aitre.accounts.redeem import CodeStatus
 from aitre.accounts.repo import usd_to_units
 from aitre.api.admin import groups as groups_api
 from aitre.api.admin import keys as keys_api
@@ -16,7 +17,7 @@ from aitre.api.admin.groups import GroupCreateIn, GroupIn
 from aitre.api.admin.keys import KeyCreateIn
 from aitre.api.admin.redeem import CodesIn
 from aitre.api.admin.schemas import KeyUpdateIn
-from aitre.api.admin.users import BalanceChangeIn, PasswordIn, UserCreateIn, UserUpdateIn
+from aitre.api.admin.users import BalanceChangeIn, PasswordIn, Role, UserCreateIn, UserUpdateIn
 from aitre.console.admin_channels import parse_mapping
 from aitre.console.common import keep, page_of, positive
 from aitre.console.web import Ctx, Form
@@ -37,15 +38,17 @@ async def _group_names(ctx: Ctx) -> list[str]:
 # --- users -------------------------------------------------------------------------------------
 async def users(ctx: Ctx) -> Response:
     name = ctx.query.get("name", "").strip()[:64] or None
-    role = ctx.query.get("role") if ctx.query.get("role") in ("admin", "user") else None
+    group = ctx.query.get("group", "").strip()[:64] or None
+    asked = ctx.query.get("role")
+    role: Role | None = "admin" if asked == "admin" else "user" if asked == "user" else None
     page = page_of(ctx.query)
-    found = await users_api.list_users(ctx.db, page, name=name, group=None, role=role)  # type: ignore[arg-type]
+    found = await users_api.list_users(ctx.db, page, name=name, group=group, role=role)
     return ctx.render(
         "admin/users.html",
         title="Users",
         page=found,
         q=ctx.query,
-        query=keep(ctx.query, "name", "role"),
+        query=keep(ctx.query, "name", "role", "group"),
         groups=await _group_names(ctx),
     )
 
@@ -195,9 +198,9 @@ async def revoke_key(ctx: Ctx) -> Response:
 # --- redeem codes ------------------------------------------------------------------------------
 async def codes(ctx: Ctx, issued: Any = None) -> Response:
     status = ctx.query.get("status")
-    chosen = status if status in ("unused", "used", "expired") else None
+    chosen: CodeStatus | None = next((s for s in get_args(CodeStatus) if s == status), None)
     page = page_of(ctx.query)
-    found = await redeem_api.list_codes(ctx.db, page, status=chosen)  # type: ignore[arg-type]
+    found = await redeem_api.list_codes(ctx.db, page, status=chosen)
     return ctx.render(
         "admin/redeem.html",
         title="Redeem codes",

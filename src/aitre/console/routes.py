@@ -3,19 +3,13 @@ admin and user APIs): no second server, and no route of the OpenAPI document."""
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
-
 from fastapi import FastAPI
-from starlette.requests import Request
-from starlette.responses import Response
 from starlette.staticfiles import StaticFiles
 
 from aitre.config import Settings
 from aitre.console import admin_accounts, admin_channels, admin_tasks, admin_usage, auth_pages, me_pages
 from aitre.console.render import Renderer
 from aitre.console.web import Handler, guarded
-
-Endpoint = Callable[[Request], Awaitable[Response]]
 
 # (path, methods, handler, operators only)
 PAGES: list[tuple[str, tuple[str, ...], Handler, bool]] = [

@@ -11,7 +11,6 @@ gets 403, and a POST whose `csrf` field (or `X-CSRF-Token` header) is not the se
 from __future__ import annotations
 
 import hmac
-import logging
 import time
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
@@ -25,15 +24,13 @@ from starlette.requests import Request
 from starlette.responses import HTMLResponse, RedirectResponse, Response
 
 from aitre.accounts.auth import Caller
-from aitre.api.common import app_state, client_ip, header, read_body
+from aitre.api.common import app_state, header, read_body
 from aitre.api.deps import Db, to_api_error
 from aitre.console.principal import Principal, resolve
 from aitre.console.render import Renderer
 from aitre.errors import ApiError, DomainError
 from aitre.relay.cancel import ClientGone
 from aitre.state import AppState
-
-log = logging.getLogger("aitre.console")
 
 SESSION_COOKIE = "aitre_session"
 FLASH_COOKIE = "aitre_flash"
@@ -272,7 +269,3 @@ def guarded(handler: Handler, *, admin: bool = False) -> Callable[[Request], Awa
             return renderer.error(request, status, message, who)
 
     return endpoint
-
-
-def client_address(request: Request) -> str:
-    return client_ip(request)
