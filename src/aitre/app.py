@@ -37,7 +37,7 @@ from aitre.channels.ops import ChannelOps
 from aitre.chattask.render import register as register_chat_tasks
 from aitre.config import Settings
 from aitre.media.fetch import MediaFetcher
-from aitre.media.store import LocalMediaStore
+from aitre.media.store import open_media_store
 from aitre.relay.upstream import Upstream
 from aitre.remover.protocol import register as register_local_remover
 from aitre.runtime_settings import RuntimeSettings
@@ -46,7 +46,7 @@ from aitre.security.forwarded import ForwardedFor
 from aitre.security.ssrf import AddressPolicy
 from aitre.state import AppState
 from aitre.store.db import make_engine, make_sessionmaker
-from aitre.store.migrate import upgrade_to_head
+from aitre.store.migrate import lock_schema, upgrade_to_head
 from aitre.tasks.engine import TaskEngine
 from aitre.tasks.registry import TaskRegistry, build_task_registry
 from aitre.tokenizer import Tokenizer
@@ -65,6 +65,7 @@ async def prepare_database(settings: Settings) -> FirstKeys | None:
             return None
         sessions = make_sessionmaker(engine)
         async with sessions() as session, session.begin():
+            await lock_schema(await session.connection())  # one first start, however many begin at once
             keys = await bootstrap_if_empty(
                 session, box, with_simulator=settings.simulator_enabled, quota=settings.bootstrap_quota
             )
@@ -217,6 +218,9 @@ async def _start_state(settings: Settings, registry: TaskRegistry) -> AppState:
     books.start()
     recorder = UsageRecorder(books)
     bank, limiter = _choose_bank(settings, sessions, books, several)
+    prepare = getattr(bank, "prepare", None)  # Redis: learn its generation before owing it anything
+    if prepare is not None:
+        await prepare(await instance.others_alive())
     bank.absorb(recovered)  # refunds made on start reach balances kept outside the database
     instance.start(books.lock, bank.absorb)
     catalog.on_change.append(bank.reload)
@@ -231,6 +235,13 @@ async def _start_state(settings: Settings, registry: TaskRegistry) -> AppState:
         base_cooldown=settings.breaker_cooldown_seconds,
         max_cooldown=settings.breaker_max_cooldown_seconds,
     )
+    cluster = None
+    if settings.redis_url:
+        from aitre.billing.redis_bank import namespace
+        from aitre.cluster import Cluster
+
+        cluster = Cluster(settings.redis_url, namespace(settings.resolved_database_url()), catalog, health)
+        cluster.start()
     state = AppState(
         settings=settings,
         engine=engine,
@@ -244,7 +255,7 @@ async def _start_state(settings: Settings, registry: TaskRegistry) -> AppState:
         tokenizer=tokenizer,
         adapters=build_registry(),
         accountant=Accountant(bank, catalog.prices, limiter, tokenizer, settings),
-        media=LocalMediaStore(settings.resolved_media_dir(), settings.resolved_public_url()),
+        media=await open_media_store(settings),
         fetcher=MediaFetcher(
             AddressPolicy(settings.fetch_allow_private, settings.fetch_allowed_cidrs),
             max_bytes=settings.fetch_max_bytes,
@@ -254,6 +265,7 @@ async def _start_state(settings: Settings, registry: TaskRegistry) -> AppState:
         channel_ops=ChannelOps(sessions, health),
         forwarded=ForwardedFor(settings.forwarded_allow_ips),
         runtime=runtime,
+        cluster=cluster,
     )
     state.channel_ops.start(state)
     state.tasks = TaskEngine(state, registry)
@@ -274,9 +286,13 @@ def _choose_bank(
         from aitre.billing.redis_limits import RedisRateLimiter
 
         balances = RedisBalances(
-            settings.redis_url, settings.resolved_database_url(), settings.redis_max_connections
+            settings.redis_url,
+            settings.resolved_database_url(),
+            settings.redis_max_connections,
+            settings.redis_reseed_seconds,
         )
-        return RedisBank(sessions, books, balances), RedisRateLimiter(balances.redis, balances.ns)
+        bank = RedisBank(sessions, books, balances, settings.key_max_inflight)
+        return bank, RedisRateLimiter(balances.redis, balances.ns)
     if settings.is_sqlite:
         log.warning(
             "several workers on SQLite without AITRE_REDIS_URL: every request reserves in the database "
@@ -293,6 +309,8 @@ def _choose_bank(
 async def _stop_state(state: AppState) -> None:
     await state.tasks.stop()  # first: ending a task uses the bank and the books
     await state.channel_ops.stop()
+    if state.cluster is not None:
+        await state.cluster.stop()
     await state.catalog.stop()
     await state.instance.stop()
     if await state.books.stop():
@@ -308,4 +326,5 @@ async def _stop_state(state: AppState) -> None:
         await closer()
     await state.upstream.close()
     await state.fetcher.close()
+    await state.media.close()
     await state.engine.dispose()

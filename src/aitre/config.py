@@ -42,6 +42,12 @@ class Settings(BaseSettings):
         description="Connections each process keeps to Redis at most; beyond that, callers wait for one "
         "(up to 20 s) rather than fail.",
     )
+    redis_reseed_seconds: float = Field(
+        3.0,
+        description="When Redis comes back without the balances (restarted without persistence, "
+        "flushed), how long to wait before loading them again from the database, so that every "
+        "instance's books have reached it; requests get 503 meanwhile. Keep it above `flush_seconds`.",
+    )
     secret_key: str = Field(
         "",
         description="Fernet key that encrypts upstream secrets at rest. Default: generated once into "
@@ -75,7 +81,8 @@ class Settings(BaseSettings):
     key_max_inflight: int = Field(
         128,
         description="Requests one API key may have in flight in each process (a stream until it ends); "
-        "beyond it 429 `too_many_concurrent_requests`. 0: no cap.",
+        "with Redis, also across every process and instance (from reservation to settlement). Beyond "
+        "it 429 `too_many_concurrent_requests`. 0: no cap.",
     )
     api_max_body_bytes: int = Field(
         1024 * 1024,
@@ -91,7 +98,10 @@ class Settings(BaseSettings):
         "`/redoc`); off: they answer 404.",
     )
     cache_refresh_seconds: float = Field(
-        2.0, description="How often the gateway checks whether keys/channels changed in the database."
+        2.0,
+        description="How often the gateway checks whether keys/channels changed in the database. With "
+        "Redis, changes made by another instance or the CLI arrive at once over pub/sub; this poll is the "
+        "fallback.",
     )
 
     # --- web console ----------------------------------------------------------------------------
@@ -197,6 +207,44 @@ class Settings(BaseSettings):
     )
     media_retention_days: float = Field(
         30.0, description="Media older than this is deleted (0 keeps it forever)."
+    )
+    media_backend: Literal["local", "s3"] = Field(
+        "local",
+        description="Where media is kept: `local` (`media_dir`, one machine) or `s3` (an S3-compatible "
+        "bucket every instance shares; needs `pip install 'aitre[s3]'`).",
+    )
+    media_s3_bucket: str = Field("", description="S3 backend: the bucket (it must exist).")
+    media_s3_endpoint: str = Field(
+        "",
+        description="S3 backend: the endpoint URL (MinIO, R2, Ceph...). Empty: AWS S3 in `media_s3_region`.",
+    )
+    media_s3_region: str = Field("us-east-1", description="S3 backend: the bucket's region.")
+    media_s3_access_key: str = Field(
+        "",
+        description="S3 backend: access key id. Empty: botocore's usual chain (AWS_* environment, "
+        "profile, instance role).",
+    )
+    media_s3_secret_key: str = Field("", description="S3 backend: secret access key.")
+    media_s3_prefix: str = Field(
+        "", description="S3 backend: prefix of the object keys (e.g. `media/`), to share a bucket."
+    )
+    media_s3_addressing_style: Literal["auto", "path", "virtual"] = Field(
+        "auto",
+        description="S3 backend: `path` (`endpoint/bucket/key`), `virtual` (`bucket.endpoint/key`), or "
+        "`auto`: path-style when an endpoint is set, virtual-hosted for AWS.",
+    )
+    media_s3_redirect: bool = Field(
+        False,
+        description="S3 backend: answer `/media/<name>` with a 302 to a presigned URL, so the bytes go "
+        "from the bucket to the client; off: the gateway streams them (Range included).",
+    )
+    media_s3_presign_seconds: int = Field(
+        3600, description="S3 backend: how long a presigned redirect stays valid."
+    )
+    media_s3_public_endpoint: str = Field(
+        "",
+        description="S3 backend: the endpoint clients reach, when it differs from `media_s3_endpoint` "
+        "(presigned links are made for it). Empty: `media_s3_endpoint`.",
     )
     rehost_images: bool = Field(
         True, description="Copy images that upstreams return as (expiring) URLs into the media store."

@@ -18,6 +18,7 @@ from aitre.catalog import Catalog
 from aitre.channels.health import ChannelHealth
 from aitre.channels.model import ChannelInfo
 from aitre.channels.ops import ChannelOps
+from aitre.cluster import Cluster
 from aitre.config import Settings
 from aitre.media.fetch import MediaFetcher
 from aitre.media.store import MediaStore
@@ -49,6 +50,7 @@ class AppState:
     channel_ops: ChannelOps
     forwarded: ForwardedFor
     runtime: RuntimeSettings
+    cluster: Cluster | None = None  # with Redis: what the instances tell each other
     tasks: TaskEngine = field(init=False)  # made once the rest exists (it runs on all of it)
 
     def adapter_for(self, channel: ChannelInfo) -> Adapter:

@@ -99,6 +99,7 @@ class TaskEngine:
     # --- life cycle ----------------------------------------------------------------------------
     async def start(self) -> None:
         await self._free_leases_of_gone_instances()
+        self._state.instance.on_gone.append(self._instances_gone)
         self.workers.start()
         self.notifier.start()
         self._renewer = asyncio.get_running_loop().create_task(self._renew_leases(), name="task-leases")
@@ -144,6 +145,14 @@ class TaskEngine:
             await self.claimer.let_go(owner)
         except Exception:
             log.exception("could not hand back this instance's task leases; they run out by themselves")
+
+    async def _instances_gone(self, ids: list[str]) -> None:
+        """This process recovered instances that died: their tasks and notifyHook calls are
+        due now, here or on any other live instance (not when their leases would run out)."""
+        await self._free_leases_of_gone_instances()
+        now = now_ms()
+        self.workers.due_at(now)
+        self.notifier.due_at(now)
 
     async def _free_leases_of_gone_instances(self) -> None:
         """Leases of instances known to be gone (an earlier run on this data folder, recovered
