@@ -36,6 +36,10 @@ from aitre.channels.ops import ChannelOps
 from aitre.config import Settings
 from aitre.media.fetch import MediaFetcher
 from aitre.media.store import LocalMediaStore
+from aitre.observe import scrape
+from aitre.observe.guard import ScrapeGuard
+from aitre.observe.logs import LogPipe, SecretMask
+from aitre.observe.metrics import Metrics
 from aitre.relay.upstream import Upstream
 from aitre.secrets import SecretBox, load_or_create_key
 from aitre.security.forwarded import ForwardedFor
@@ -85,6 +89,7 @@ def _fast_routes() -> dict[tuple[str, str], Handler]:
         ("GET", "/v1/models"): models.list_models,
         ("GET", "/healthz"): health.healthz,
         ("GET", "/readyz"): health.readyz,
+        ("GET", "/metrics"): scrape.metrics,
         **mj_routes(),
     }
     return routes
@@ -168,11 +173,22 @@ def create_app(settings: Settings | None = None) -> Gateway:
 
 
 async def _start_state(settings: Settings, registry: TaskRegistry) -> AppState:
+    # First: what goes wrong from here on is logged off the loop, secrets masked.
+    mask = SecretMask()
+    logs = LogPipe(mask)
+    logs.install()
     box = SecretBox(load_or_create_key(settings.secret_key, settings.data_dir))
     engine = make_engine(settings.resolved_database_url())
     sessions = make_sessionmaker(engine)
     catalog = Catalog(sessions, box, settings.cache_refresh_seconds, settings.internal_url() + "/sim")
+
+    async def know_secrets() -> None:
+        channels = [c.secret for c in catalog.router.channels]
+        mask.know([*channels, settings.metrics_token, settings.task_notify_secret, settings.secret_key])
+
+    catalog.on_change.append(know_secrets)
     await catalog.reload()
+    await know_secrets()
     catalog.start()
     # One journal folder per process (named by its instance); with several workers the parent
     # recovered the data folder's earlier processes before starting them (`aitre.server`).
@@ -242,7 +258,11 @@ async def _start_state(settings: Settings, registry: TaskRegistry) -> AppState:
         health=health,
         channel_ops=ChannelOps(sessions, health),
         forwarded=ForwardedFor(settings.forwarded_allow_ips),
+        metrics=Metrics(lambda: scrape.sample_gauges(state)),
+        scrape_guard=ScrapeGuard(settings.metrics_token, settings.metrics_allow_ips),
+        logs=logs,
     )
+    state.metrics.start()
     state.channel_ops.start(state)
     state.tasks = TaskEngine(state, registry)
     await state.tasks.start()
@@ -297,3 +317,5 @@ async def _stop_state(state: AppState) -> None:
     await state.upstream.close()
     await state.fetcher.close()
     await state.engine.dispose()
+    await state.metrics.stop()  # last: the requests and tasks that ended above are counted
+    state.logs.uninstall()

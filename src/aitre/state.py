@@ -21,6 +21,9 @@ from aitre.channels.ops import ChannelOps
 from aitre.config import Settings
 from aitre.media.fetch import MediaFetcher
 from aitre.media.store import MediaStore
+from aitre.observe.guard import ScrapeGuard
+from aitre.observe.logs import LogPipe
+from aitre.observe.metrics import Metrics
 from aitre.relay.upstream import Upstream
 from aitre.secrets import SecretBox
 from aitre.security.forwarded import ForwardedFor
@@ -47,6 +50,9 @@ class AppState:
     health: ChannelHealth
     channel_ops: ChannelOps
     forwarded: ForwardedFor
+    metrics: Metrics
+    scrape_guard: ScrapeGuard
+    logs: LogPipe
     tasks: TaskEngine = field(init=False)  # made once the rest exists (it runs on all of it)
 
     def adapter_for(self, channel: ChannelInfo) -> Adapter:
