@@ -131,7 +131,13 @@ def create_app(settings: Settings | None = None) -> Gateway:
     async def lifespan() -> AsyncIterator[AppState]:
         keys = await prepare_database(settings)
         if keys is not None:
-            log.warning("first start: admin key %s, user key %s", keys.admin_key, keys.user_key)
+            # Never the keys themselves: logs are masked (and kept, and shipped). `aitre serve`
+            # shows them once on the console.
+            where = settings.data_dir / "initial-keys.env" if settings.write_initial_keys else None
+            log.warning(
+                "first start: an admin key and a user key were made; %s",
+                f"they are in {where}" if where else "make another admin key with `aitre token create`",
+            )
         state = await _start_state(settings, registry)
         if sim_app is not None:
             sim_app.state.sim.tokenizer = state.tokenizer
@@ -258,7 +264,7 @@ async def _start_state(settings: Settings, registry: TaskRegistry) -> AppState:
         health=health,
         channel_ops=ChannelOps(sessions, health),
         forwarded=ForwardedFor(settings.forwarded_allow_ips),
-        metrics=Metrics(lambda: scrape.sample_gauges(state)),
+        metrics=Metrics(lambda: scrape.sample_gauges(state), settings.metrics_flush_seconds),
         scrape_guard=ScrapeGuard(settings.metrics_token, settings.metrics_allow_ips),
         logs=logs,
     )

@@ -63,6 +63,11 @@ class Settings(BaseSettings):
         description="Bearer token a scrape of `/metrics` must send. `/metrics` answers 404 while this "
         "and `AITRE_METRICS_ALLOW_IPS` are both empty.",
     )
+    metrics_flush_seconds: float = Field(
+        1.0,
+        description="How often each process hands its counts to the shared metrics files: another "
+        "worker's requests show in a scrape within this long.",
+    )
     metrics_allow_ips: Annotated[list[str], NoDecode] = Field(
         [],
         description="Addresses or CIDRs (comma-separated) that may scrape `/metrics` (behind a trusted "
