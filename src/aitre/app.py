@@ -13,6 +13,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from starlette.routing import Mount
 from starlette.types import ASGIApp
 
+from aitre.adapters.chat_video import register as register_chat_video
 from aitre.adapters.mj_proxy import register as register_mj
 from aitre.adapters.registry import build_registry
 from aitre.api import audio, chat, completions, embeddings, health, images, media, models
@@ -33,6 +34,7 @@ from aitre.bootstrap import FirstKeys, bootstrap_if_empty, write_keys_file
 from aitre.catalog import Catalog
 from aitre.channels.health import ChannelHealth
 from aitre.channels.ops import ChannelOps
+from aitre.chattask.render import register as register_chat_tasks
 from aitre.config import Settings
 from aitre.media.fetch import MediaFetcher
 from aitre.media.store import LocalMediaStore
@@ -41,6 +43,8 @@ from aitre.observe.guard import ScrapeGuard
 from aitre.observe.logs import LogPipe, SecretMask
 from aitre.observe.metrics import Metrics
 from aitre.relay.upstream import Upstream
+from aitre.remover.protocol import register as register_local_remover
+from aitre.runtime_settings import RuntimeSettings
 from aitre.secrets import SecretBox, load_or_create_key
 from aitre.security.forwarded import ForwardedFor
 from aitre.security.ssrf import AddressPolicy
@@ -125,6 +129,9 @@ def create_app(settings: Settings | None = None) -> Gateway:
     settings = settings or Settings()
     registry = build_task_registry(settings)  # before the routes: a task kind may bring its own
     register_mj(registry)
+    register_chat_video(registry)
+    register_local_remover(registry)
+    register_chat_tasks(registry)
     gateway: Gateway
 
     @contextlib.asynccontextmanager
@@ -192,9 +199,13 @@ async def _start_state(settings: Settings, registry: TaskRegistry) -> AppState:
         channels = [c.secret for c in catalog.router.channels]
         mask.know([*channels, settings.metrics_token, settings.task_notify_secret, settings.secret_key])
 
-    catalog.on_change.append(know_secrets)
     await catalog.reload()
+    # The operator's run-time overrides, before anything reads the settings; again on every change.
+    runtime = RuntimeSettings(settings, sessions)
+    await runtime.load()
+    catalog.on_change.append(runtime.load)
     await know_secrets()
+    catalog.on_change.append(know_secrets)  # after the overrides: one may be a secret
     catalog.start()
     # One journal folder per process (named by its instance); with several workers the parent
     # recovered the data folder's earlier processes before starting them (`aitre.server`).
@@ -267,6 +278,7 @@ async def _start_state(settings: Settings, registry: TaskRegistry) -> AppState:
         metrics=Metrics(lambda: scrape.sample_gauges(state), settings.metrics_flush_seconds),
         scrape_guard=ScrapeGuard(settings.metrics_token, settings.metrics_allow_ips),
         logs=logs,
+        runtime=runtime,
     )
     state.metrics.start()
     state.channel_ops.start(state)

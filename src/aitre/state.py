@@ -25,6 +25,7 @@ from aitre.observe.guard import ScrapeGuard
 from aitre.observe.logs import LogPipe
 from aitre.observe.metrics import Metrics
 from aitre.relay.upstream import Upstream
+from aitre.runtime_settings import RuntimeSettings
 from aitre.secrets import SecretBox
 from aitre.security.forwarded import ForwardedFor
 from aitre.tasks.engine import TaskEngine
@@ -53,6 +54,7 @@ class AppState:
     metrics: Metrics
     scrape_guard: ScrapeGuard
     logs: LogPipe
+    runtime: RuntimeSettings
     tasks: TaskEngine = field(init=False)  # made once the rest exists (it runs on all of it)
 
     def adapter_for(self, channel: ChannelInfo) -> Adapter:

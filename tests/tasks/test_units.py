@@ -157,3 +157,36 @@ async def test_with_a_backlog_a_freed_slot_claims_again_at_once() -> None:
     # Units of 20 ms, 4 at a time: about 100 a second. Waiting for the later alarm (or the 5 s
     # idle look) instead made two rounds in the second.
     assert claims >= 20, claims
+
+
+async def test_work_made_due_during_a_round_is_not_forgotten() -> None:
+    """A unit spawned by the last round changes its task (next poll in 0.1 s) while the round still
+    awaits the database's next due time, which predates that change: the pump must wake up for
+    the change, not sleep until the idle look (5 s here)."""
+    claims = 0
+    pump: Pump[str]
+    answering = asyncio.Event()
+
+    async def may_claim() -> bool:
+        return True
+
+    async def claim(limit: int) -> list[tuple[str, int]]:
+        nonlocal claims
+        claims += 1
+        return [("poll", 1)] if claims == 1 else []
+
+    async def handle(unit: str) -> None:
+        pump.due_at(now_ms() + 100)  # as a worker does after a poll: the task's next poll
+        answering.set()
+
+    async def next_due() -> int | None:
+        await answering.wait()  # the database answers after the unit's change...
+        return None  # ...with what it saw before it: nothing due
+
+    pump = Pump("t", may_claim, claim, handle, next_due, capacity=4, idle_s=5)
+    pump.start()
+    try:
+        await asyncio.sleep(0.6)
+    finally:
+        await pump.stop()
+    assert claims >= 2, claims

@@ -128,8 +128,11 @@ class Pump(Generic[Unit]):
             self._backlog = True
             self._due = None
             return
+        # From here a `due_at` made while the round awaits is kept and merged below: the database's
+        # answer may predate it (a unit spawned meanwhile changed a task), and overwriting it lost
+        # the wake-up until the idle check (progress seen seconds late).
+        self._due = None
         if not await self._may_claim():
-            self._due = None
             return
         self.rounds += 1
         limit = min(free, self._batch)
@@ -145,4 +148,6 @@ class Pump(Generic[Unit]):
         due = await self._next_due()
         if due is not None and due <= now_ms() and not claimed:
             due = now_ms() + _RELOOK_MS  # due, yet nothing could be claimed: not in a tight loop
+        if self._due is not None and (due is None or self._due < due):
+            due = self._due  # made due by this process while the round ran
         self._due = due
