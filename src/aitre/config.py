@@ -54,7 +54,31 @@ class Settings(BaseSettings):
         "`<data_dir>/secret.key`.",
     )
     log_level: str = Field("info", description="Log level: debug, info, warning, error.")
-    access_log: bool = Field(False, description="Write one access-log line per request (uvicorn).")
+    log_format: Literal["text", "json"] = Field(
+        "text",
+        description="`text`: one readable line per record; `json`: one JSON object per line (time, "
+        "level, logger, message, and the request's fields on access lines). Secrets are masked in both.",
+    )
+    access_log: bool = Field(
+        False,
+        description="Write one access line per request (the relay, MJ, media, health routes): request "
+        "id, route, model, channel, status, latency, overhead, tokens, cost.",
+    )
+    metrics_token: str = Field(
+        "",
+        description="Bearer token a scrape of `/metrics` must send. `/metrics` answers 404 while this "
+        "and `AITRE_METRICS_ALLOW_IPS` are both empty.",
+    )
+    metrics_flush_seconds: float = Field(
+        1.0,
+        description="How often each process hands its counts to the shared metrics files: another "
+        "worker's requests show in a scrape within this long.",
+    )
+    metrics_allow_ips: Annotated[list[str], NoDecode] = Field(
+        [],
+        description="Addresses or CIDRs (comma-separated) that may scrape `/metrics` (behind a trusted "
+        "proxy: the forwarded client address). With `AITRE_METRICS_TOKEN` too, both are required.",
+    )
     forwarded_allow_ips: Annotated[list[str], NoDecode] = Field(
         ["127.0.0.1", "::1"],
         description="Proxies (addresses or CIDRs, comma-separated; `*` for any) whose X-Forwarded-For "
@@ -487,6 +511,7 @@ class Settings(BaseSettings):
         "image_chat_models",
         "fetch_allowed_cidrs",
         "forwarded_allow_ips",
+        "metrics_allow_ips",
         "task_plugins",
         "chat_remover_models",
         mode="before",

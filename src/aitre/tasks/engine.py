@@ -66,7 +66,7 @@ class TaskEngine:
         self._watchers: dict[str, set[asyncio.Event]] = {}
         self.claimer = Claimer(db, s.is_sqlite, s.task_lease_seconds)
         self.recorder = Recorder(db, registry, state.media, s, self._changed)
-        self.ender = Ender(db, state.accountant.bank, self.recorder)
+        self.ender = Ender(db, state.accountant.bank, self.recorder, state.metrics)
         self.routes = Routes(state.catalog, state.health, registry)
         ctx = TaskContext(state, s, state.upstream, state.fetcher, state.media, log)
         self.runner = Runner(ctx, db, registry, self.routes, self.recorder, self.ender, self._due)
@@ -80,7 +80,7 @@ class TaskEngine:
             s.task_idle_check_seconds,
             max(1, s.task_claim_batch),
         )
-        self.deliverer = Deliverer(db, state.box, state.fetcher, self.claimer, s, self._owner)
+        self.deliverer = Deliverer(db, state.box, state.fetcher, self.claimer, s, self._owner, state.metrics)
         self.notifier: Pump[Any] = Pump(
             "notify-worker",
             self._may_claim,
