@@ -7,6 +7,7 @@ from aitre.adapters.bfl_flux import BflAdapter
 from aitre.adapters.mj_proxy import MjProxyAdapter
 from aitre.adapters.openai_compat import OpenAICompatAdapter
 from aitre.adapters.simulator import SimulatorAdapter
+from aitre.adapters.videos_api import VideosAdapter
 
 
 def build_registry() -> dict[str, Adapter]:
@@ -15,4 +16,5 @@ def build_registry() -> dict[str, Adapter]:
         "bfl": BflAdapter(),
         "midjourney-proxy": MjProxyAdapter(),
         "simulator": SimulatorAdapter(),
+        "videos": VideosAdapter(),
     }

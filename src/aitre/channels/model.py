@@ -6,7 +6,7 @@ from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlsplit
 
-CHANNEL_TYPES = ("openai", "bfl", "midjourney-proxy", "simulator")
+CHANNEL_TYPES = ("openai", "bfl", "midjourney-proxy", "simulator", "videos")
 
 
 @dataclass(slots=True)

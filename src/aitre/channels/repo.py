@@ -14,6 +14,7 @@ from aitre.mj.models import MJ_MODELS
 from aitre.secrets import SecretBox
 from aitre.simulator import catalog as sim_catalog
 from aitre.store.models import Channel
+from aitre.video.models import SORA_MODELS
 
 
 class ChannelError(DomainError):
@@ -41,6 +42,8 @@ async def add_channel(
         raise ChannelError("a base URL is required for this channel type")
     if not models and type == "midjourney-proxy":
         models = list(MJ_MODELS)
+    if not models and type == "videos":
+        models = list(SORA_MODELS)
     if not models:
         raise ChannelError("a channel must serve at least one model")
     if weight < 0:

@@ -13,6 +13,7 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import AsyncIterator, Callable
+from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import text, update
@@ -290,6 +291,12 @@ class TaskEngine:
         async with self._db.read() as session:
             return await repo.page(session, filters, page, per_page)
 
+    async def seek(
+        self, filters: TaskFilter, after: TaskView | None, limit: int, ascending: bool = False
+    ) -> tuple[list[TaskView], bool]:
+        async with self._db.read() as session:
+            return await repo.seek(session, filters, after, limit, ascending)
+
     async def _take(
         self,
         task_id: str,
@@ -317,6 +324,23 @@ class TaskEngine:
 
     async def cancel(self, task_id: str, user_id: int | None = None) -> TaskView:
         return await self._take(task_id, user_id, lambda task: cancelled(), "cancelled", None)
+
+    async def delete(self, task_id: str, user_id: int | None = None) -> TaskView:
+        task = await self.get(task_id, user_id)
+        if task is None or task.deleted_at is not None:
+            raise ApiError(404, f"No task {task_id}.", code="not_found")
+        if not task.done:
+            try:
+                task = await self.cancel(task_id, user_id)
+            except ApiError as exc:
+                if exc.code != "task_finished":  # it ended meanwhile: deleted all the same
+                    raise
+        at = now_ms()
+        async with self._db.write() as session:
+            if not await repo.mark_deleted(session, task_id, at):
+                raise ApiError(404, f"No task {task_id}.", code="not_found")  # a concurrent delete won
+        current = await self.get(task_id)
+        return current if current is not None else replace(task, deleted_at=at)
 
     async def resume(self, task_id: str, patch: dict[str, Any], user_id: int | None = None) -> TaskView:
         def change(task: TaskView) -> dict[str, Any]:

@@ -85,6 +85,7 @@ class TaskView:
     notify_seq: int = 0
     billed_at: int | None = None
     channel_pinned: bool = False  # runs on `channel_id` only (TaskSpec.channel_id)
+    deleted_at: int | None = None  # its owner deleted it (`TaskService.delete`): hidden from them
 
     @property
     def done(self) -> bool:
@@ -269,6 +270,7 @@ class TaskFilter:
     action: str | None = None
     since: int | None = None  # created_at >= since (ms)
     until: int | None = None  # created_at < until (ms)
+    deleted: bool | None = None  # True: only deleted tasks; False: none of them; None: both
 
 
 @dataclass(frozen=True, slots=True)
@@ -312,9 +314,23 @@ class TaskService(Protocol):
         """Tasks matching `filters`, newest first, and how many match in all."""
         ...
 
+    async def seek(
+        self, filters: TaskFilter, after: TaskView | None, limit: int, ascending: bool = False
+    ) -> tuple[list[TaskView], bool]:
+        """Up to `limit` tasks matching `filters` that come after `after` (a cursor: a task of
+        the last page) in creation order, newest first unless `ascending`, and whether more
+        follow. Stable while tasks are added, unlike page numbers."""
+        ...
+
     async def cancel(self, task_id: str, user_id: int | None = None) -> TaskView:
         """End an open task as cancelled (refunded; the upstream asked to stop). 404 when it is not
         found (or not the caller's), 409 `task_finished` when it had already ended."""
+        ...
+
+    async def delete(self, task_id: str, user_id: int | None = None) -> TaskView:
+        """Its owner deletes the task: cancelled first if it is open, then marked deleted
+        (`deleted_at`; the row and its books stay, for the operator). Its media are the kind's to
+        remove. 404 when it is not found, not the caller's, or deleted already."""
         ...
 
     async def resume(self, task_id: str, patch: dict[str, Any], user_id: int | None = None) -> TaskView:
