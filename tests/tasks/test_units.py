@@ -157,3 +157,37 @@ async def test_with_a_backlog_a_freed_slot_claims_again_at_once() -> None:
     # Units of 20 ms, 4 at a time: about 100 a second. Waiting for the later alarm (or the 5 s
     # idle look) instead made two rounds in the second.
     assert claims >= 20, claims
+
+
+async def test_work_made_due_during_a_round_is_not_lost() -> None:
+    """A unit the round spawned finishes, and schedules its next step soon, before the round has
+    asked the database when work is next due (its row still holds the lease's end, later): the
+    loop wakes for the unit's step, not at the lease's end or the idle look."""
+    claims: list[float] = []
+    pump: Pump[str]
+    loop = asyncio.get_running_loop()
+
+    async def may_claim() -> bool:
+        return True
+
+    async def claim(limit: int) -> list[tuple[str, int]]:
+        claims.append(loop.time())
+        return [("poll", 1)] if len(claims) == 2 else []
+
+    async def handle(unit: str) -> None:
+        pump.due_at(now_ms() + 50)  # its next poll, in 50 ms
+
+    async def next_due() -> int | None:
+        await asyncio.sleep(0.02)  # the unit runs meanwhile
+        return now_ms() + 30_000  # the claimed row: due when its lease ends
+
+    pump = Pump("t", may_claim, claim, handle, next_due, capacity=4, idle_s=5)
+    pump.start()
+    try:
+        await asyncio.sleep(0.05)
+        pump.due_at(now_ms())
+        await asyncio.sleep(0.5)
+    finally:
+        await pump.stop()
+    assert len(claims) >= 3, claims
+    assert claims[2] - claims[1] < 0.3, claims

@@ -123,13 +123,15 @@ class Pump(Generic[Unit]):
                 self._due = now_ms() + 1000
 
     async def _round(self) -> None:
+        # From here on `due_at` records what this process makes due while the round runs (the
+        # work it spawns may finish and schedule its next step before the round ends): the
+        # round's own finding is merged with it, never written over it.
+        self._due = None
         free = self._capacity - self.active
         if free <= 0:
             self._backlog = True
-            self._due = None
             return
         if not await self._may_claim():
-            self._due = None
             return
         self.rounds += 1
         limit = min(free, self._batch)
@@ -145,4 +147,5 @@ class Pump(Generic[Unit]):
         due = await self._next_due()
         if due is not None and due <= now_ms() and not claimed:
             due = now_ms() + _RELOOK_MS  # due, yet nothing could be claimed: not in a tight loop
-        self._due = due
+        if due is not None and (self._due is None or due < self._due):
+            self._due = due
