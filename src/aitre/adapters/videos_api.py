@@ -143,8 +143,12 @@ class VideosProtocol:
         return channel.serves(task.model)
 
     def upstream_model(self, channel: ChannelInfo, task: TaskView) -> str:
+        """The channel's name for the client's model; a model chosen for the upstream already
+        (the key's model mapping, the chat side's) goes as it is, unless the channel renames it."""
         asked = str(task.request.get("model") or task.model)
-        return channel.model_mapping.get(task.model) or channel.model_mapping.get(asked) or asked
+        if asked == task.model:
+            return channel.upstream_model(task.model)
+        return channel.model_mapping.get(asked, asked)
 
     # --- submit --------------------------------------------------------------------------------
     async def submit(self, ctx: TaskContext, channel: ChannelInfo, task: TaskView) -> Submitted:

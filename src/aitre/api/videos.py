@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 from typing import Any
+from urllib.parse import parse_qsl
 
 from starlette.requests import Request
 from starlette.responses import Response
@@ -60,7 +61,13 @@ def _body_limit(state: AppState) -> int:
 
 def _fetch(state: AppState) -> checks.Fetch:
     async def fetch(url: str, param: str) -> bytes:
-        return (await state.fetcher.fetch(url, param, max_bytes=state.settings.video_max_image_bytes)).data
+        try:
+            return (
+                await state.fetcher.fetch(url, param, max_bytes=state.settings.video_max_image_bytes)
+            ).data
+        except ApiError as exc:
+            exc.param = exc.param or param  # a data URL's refusal names no field of its own
+            raise
 
     return fetch
 
@@ -107,13 +114,32 @@ async def _form(request: Request, limit: int) -> tuple[dict[str, str], dict[str,
     return fields, files
 
 
+def _urlencoded(raw: bytes) -> dict[str, str]:
+    try:
+        pairs = parse_qsl(
+            raw.decode("utf-8"), keep_blank_values=True, strict_parsing=bool(raw), max_num_fields=64
+        )
+    except (UnicodeDecodeError, ValueError):
+        raise bad_request("Malformed form body.") from None
+    fields: dict[str, str] = {}
+    for name, value in pairs:
+        if name in fields:
+            raise bad_request(f"The form has the field `{name}` twice; send it once.", param=name)
+        fields[name] = value
+    return fields
+
+
 # --- routes ---------------------------------------------------------------------------------------
 async def create(request: Request) -> Response:
     state, caller, _ = await _begin(request)
     limit = _body_limit(state)
-    if (header(request, b"content-type") or "").startswith("multipart/form-data"):
+    ctype = header(request, b"content-type") or ""
+    if ctype.startswith("multipart/form-data"):
         fields, files = await _form(request, limit)
         params = await checks.from_form(fields, files, _limits(state), _fetch(state))
+    elif ctype.startswith("application/x-www-form-urlencoded"):
+        fields = _urlencoded(await read_body(request, limit))
+        params = await checks.from_form(fields, {}, _limits(state), _fetch(state))
     else:
         params = await checks.from_json(await _json(request, limit), _limits(state), _fetch(state))
     task = await create_video_task(state, caller, params)

@@ -24,8 +24,16 @@ if TYPE_CHECKING:
 async def cost_of(state: AppState, caller: Caller, params: VideoParams) -> int:
     """The units reserved for the video (402 comes later, from the reservation)."""
     price = state.accountant.prices.price(params.model)
-    if price is None or not is_video_price(price):
+    if price is None:
         raise not_priced(params.model)
+    if not is_video_price(price):
+        raise ApiError(
+            400,
+            f"The model `{params.model}` has no video price here (per second or per video), so it "
+            "cannot make videos; ask the operator to set one.",
+            param="model",
+            code="model_not_priced",
+        )
     multiplier = state.accountant.prices.multiplier(caller.group)
     return units(price, int(params.seconds), params.size, multiplier, state.settings.quota_per_usd)
 
@@ -66,7 +74,7 @@ async def create_video_task(
         stored = await state.media.save(params.input_image.data)
         reference = {"media": stored.name, "content_type": stored.content_type}
     request: dict[str, Any] = {
-        "model": params.upstream_model or params.model,
+        "model": params.upstream_model or caller.model_mapping.get(params.model) or params.model,
         "prompt": params.prompt,
         "seconds": params.seconds,
         "size": params.size,
