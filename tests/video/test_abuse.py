@@ -194,7 +194,7 @@ def test_uploads_out_of_bounds(gw: Gateway, user: Videos) -> None:
 
 
 def test_keys_limited_to_other_models_and_poor_users(gw: Gateway) -> None:
-    name, key = new_user(gw, "5")
+    name, _ = new_user(gw, "5")
     admin = {"Authorization": f"Bearer {gw.admin_key}"}
     uid = gw.sql("SELECT id FROM users WHERE username = ?", (name,))[0]["id"]
     limited = httpx.post(
