@@ -353,6 +353,7 @@ FORMS: dict[str, tuple[dict[str, str], dict[str, tuple[str, bytes, str]]]] = {
     ),
     "/v1/audio/transcriptions": ({"model": "whisper-1"}, {"file": ("a.wav", _wav(), "audio/wav")}),
     "/v1/audio/translations": ({"model": "whisper-1"}, {"file": ("a.wav", _wav(), "audio/wav")}),
+    "/v1/videos": ({"prompt": "a form"}, {}),
 }
 
 

@@ -96,6 +96,8 @@ async def _video(tasks: TaskService, caller: Caller, video_id: str) -> TaskView:
 
 async def _json(request: Request, limit: int) -> dict[str, Any]:
     raw = await read_body(request, limit)
+    if not raw.strip():
+        return {}  # nothing sent: answered by the first required field's check (`prompt`)
     if len(raw) < _PARSE_INLINE:
         return parse_object(raw)
     return await asyncio.to_thread(parse_object, raw)  # megabytes of base64: off the event loop

@@ -82,6 +82,8 @@ def _text(value: Any, name: str, limit: int, required: bool = False) -> str | No
 
 
 def model_name(value: Any) -> str:
+    if value == "":
+        raise bad_request("`model` must not be empty (leave it out for sora-2).", param="model")
     model = _text(value, "model", MAX_MODEL) or DEFAULT_MODEL
     if not model.isprintable():
         raise bad_request("`model` contains non-printable characters.", param="model", code="invalid_model")
