@@ -318,7 +318,7 @@ class Settings(BaseSettings):
         1024 * 1024 * 1024,
         ge=1,
         description="Largest file (video, thumbnail, spritesheet) copied from an upstream into the media "
-        "store (bytes); a larger one fails the task (refunded).",
+        "store (bytes); a larger one fails the task (`video_too_large`, refunded).",
     )
 
     # --- tasks (MJ, videos): the durable task engine ------------------------------------------

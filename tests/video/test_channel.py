@@ -141,7 +141,12 @@ def test_json_creates_mapped_models_and_refusals(
 def test_upstream_failures_end_once_and_refund(
     make_gateway: Callable[..., Gateway], fresh: Simulator
 ) -> None:
-    gw = _gateway(make_gateway, fresh, AITRE_TASK_TIMEOUTS=json.dumps({"video": 3}))
+    gw = _gateway(
+        make_gateway,
+        fresh,
+        AITRE_TASK_TIMEOUTS=json.dumps({"video": 3}),
+        AITRE_VIDEO_MAX_DOWNLOAD_BYTES="2000",
+    )
     user = Videos(gw, new_user(gw, "20"))
     start = balance(gw, user.username)
     # The upstream answers 503: nothing started there; tried again (3 tries), then failed, refunded.
@@ -168,9 +173,16 @@ def test_upstream_failures_end_once_and_refund(
     wait_until(
         lambda: any(e["path"] == f"/v1/videos/{stuck_upstream}" and e["outcome"] for e in fresh.events())
     )
+    # A video larger than the gateway keeps fails at once, refunded (not downloaded again and again).
+    big = user.done(user.sdk.videos.create(prompt="a clip too big to keep").id)
+    assert big.status == "failed" and big.error is not None and big.error.code == "video_too_large"
+    assert charged(ledger(gw, big.id)) == 0
+    downloads = [e for e in fresh.events() if e["path"].endswith("/content")]
+    assert len(downloads) == 1
+    assert not list((gw.data_dir / "media" / ".incoming").glob("*"))  # no partial file left
     wait_until(lambda: balance(gw, user.username) == start)
     assert consistent(gw, user.username)
-    assert _creates(fresh) == 2
+    assert _creates(fresh) == 3
 
 
 def test_a_lost_create_answer_is_found_upstream_not_sent_again(

@@ -25,6 +25,7 @@ from aitre.media.kinds import sniff
 from aitre.relay.errors import RETRYABLE_STATUS, error_from_failure, error_from_status
 from aitre.relay.passthrough import channel_timeouts
 from aitre.relay.upstream import UpstreamFailure, UpstreamRequest, read_body
+from aitre.tasks.protocol import TaskRefused
 
 if TYPE_CHECKING:
     from aitre.channels.model import ChannelInfo
@@ -138,7 +139,7 @@ async def download(
             raise retryable(Answer(resp.status, dict(resp.headers), raw))
         declared = resp.content_length
         if declared is not None and declared > limit:
-            raise UpstreamFailure("protocol", f"the {variant} is {declared} bytes, over the {limit} allowed")
+            raise too_large(variant, limit)
         await asyncio.to_thread(folder.mkdir, parents=True, exist_ok=True)
         ext = await _stream_to(resp, target, limit, timeouts.first_byte, variant)
         return target, ext
@@ -156,7 +157,7 @@ async def _stream_to(resp: Any, target: Path, limit: int, wait_s: float, variant
         while chunk := await resp.readany(wait_s):
             size += len(chunk)
             if size > limit:
-                raise UpstreamFailure("protocol", f"the {variant} is larger than {limit} bytes")
+                raise too_large(variant, limit)
             if len(head) < 16:
                 head += chunk[: 16 - len(head)]
             pending += chunk
@@ -172,6 +173,11 @@ async def _stream_to(resp: Any, target: Path, limit: int, wait_s: float, variant
     if ext not in wanted:
         raise UpstreamFailure("protocol", f"the upstream's {variant} is not a {' or '.join(wanted)} file")
     return ext
+
+
+def too_large(variant: str, limit: int) -> TaskRefused:
+    message = f"The upstream's {variant} is larger than the {limit} bytes kept here."
+    return TaskRefused(message, "video_too_large")
 
 
 def _remove(path: Path) -> None:

@@ -248,8 +248,9 @@ class TaskProtocol(Protocol):
 
     async def fetch_result(self, ctx: TaskContext, channel: ChannelInfo, task: TaskView) -> list[StoredMedia]:
         """Download the finished task's files into the media store at once (upstream links
-        expire). `task.result` is the merged result of the final poll. An exception: tried
-        again on the next round (until the deadline)."""
+        expire). `task.result` is the merged result of the final poll. `TaskRefused`: they can
+        never be kept (the task fails, refunded); any other exception: tried again on the next
+        round (until the deadline)."""
         ...
 
     async def cancel(self, ctx: TaskContext, channel: ChannelInfo, task: TaskView) -> None:
