@@ -6,7 +6,10 @@ mid-task finishing after a restart, charged once, nothing created twice upstream
 
 from __future__ import annotations
 
+import contextlib
+import http.server
 import json
+import threading
 import time
 from collections.abc import Callable, Iterator
 
@@ -45,6 +48,31 @@ def _gateway(make_gateway: Callable[..., Gateway], sim: Simulator, *config: str,
     args = ["channel", "add", "vid", "--type", "videos", "--base-url", sim.url, "--key", SIM_KEY, *config]
     gw.cli(*args)
     return gw
+
+
+@contextlib.contextmanager
+def _serving(body: bytes, content_type: str) -> Iterator[str]:
+    """A plain web server with one file: the URL of it."""
+
+    class Handler(http.server.BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            self.send_response(200)
+            self.send_header("Content-Type", content_type)
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}/reference.png"
+    finally:
+        server.shutdown()
+        server.server_close()
 
 
 def _creates(sim: Simulator) -> int:
@@ -109,7 +137,8 @@ def test_json_creates_mapped_models_and_refusals(
 ) -> None:
     sim_process_config(fresh, video_any_size=True)
     config = json.dumps({"create_body": "json"})
-    gw = _gateway(make_gateway, fresh, "--config", config)
+    # the reference below is fetched from this machine: allowed here, refused by default
+    gw = _gateway(make_gateway, fresh, "--config", config, AITRE_FETCH_ALLOWED_CIDRS="127.0.0.0/8")
     gw.cli(
         "channel", "add", "acme", "--type", "videos", "--base-url", fresh.url, "--key", SIM_KEY,
         "--models", "acme-video", "--map", "acme-video=sora-2",
@@ -122,6 +151,12 @@ def test_json_creates_mapped_models_and_refusals(
     done = user.done(video.id)
     assert done.status == "completed"
     _first_frame_is(user.sdk.videos.download_content(done.id).read(), QUADRANTS)
+    # a reference by URL, fetched by the gateway (the upstream never sees the URL)
+    with _serving(ref, "image/png") as url:
+        linked = user.http("POST", "/v1/videos", json={"prompt": "linked", "input_reference": url})
+    assert linked.status_code == 200, linked.text
+    assert user.done(linked.json()["id"]).status == "completed"
+    _first_frame_is(user.sdk.videos.download_content(linked.json()["id"]).read(), QUADRANTS)
     # another provider's model, any size: mapped to what the upstream knows
     other = user.sdk.videos.create(prompt="acme", model="acme-video", size="320x240", seconds="8")  # type: ignore[arg-type]
     made = user.done(other.id)
@@ -134,7 +169,7 @@ def test_json_creates_mapped_models_and_refusals(
     assert "seconds" in refused.error.message and "4, 8, 12" in refused.error.message
     assert charged(ledger(gw, refused.id)) == 0
     assert gw.wait_log(refused.id)["status_code"] == 400
-    wait_until(lambda: balance(gw, user.username) == start - 40 * UNIT // 100 - 16 * UNIT // 100)
+    wait_until(lambda: balance(gw, user.username) == start - 2 * 40 * UNIT // 100 - 16 * UNIT // 100)
     assert consistent(gw, user.username)
 
 
