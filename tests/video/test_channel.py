@@ -261,3 +261,31 @@ def test_sigkill_mid_task_then_restart(make_gateway: Callable[..., Gateway], fre
     assert sorted(kinds) == ["reserve"] * 5 + ["settle"] * 5
     wait_until(lambda: balance(gw, user.username) == start - 5 * 40 * UNIT // 100)
     assert consistent(gw, user.username)
+
+
+async def test_on_postgresql(make_gateway: Callable[..., Gateway], fresh: Simulator) -> None:
+    """The same routes on PostgreSQL: cursor pages, deletes, a remix, the books."""
+    from tests.support.pg import fresh_database
+
+    async with fresh_database() as url:
+        gw = _gateway(make_gateway, fresh, AITRE_DATABASE_URL=url)
+        user = Videos(gw, new_user(gw, "20"))
+
+        def quota() -> int:
+            return int(user.http("GET", "/api/user/balance").json()["quota"])
+
+        start = quota()
+        ids = [user.sdk.videos.create(prompt=f"pg clip {i}").id for i in range(3)]
+        for video_id in ids:
+            assert user.done(video_id).status == "completed"
+        assert [v.id for v in user.sdk.videos.list(limit=1)] == ids[::-1]
+        assert [v.id for v in user.sdk.videos.list(limit=2, order="asc")] == ids
+        remix = user.sdk.videos.remix(ids[0], prompt="pg remix")
+        assert user.done(remix.id).status == "completed"
+        assert user.sdk.videos.delete(ids[1]).deleted
+        assert [v.id for v in user.sdk.videos.list(after=ids[2])] == [ids[0]]
+        assert user.http("GET", f"/v1/videos/{ids[1]}").status_code == 404
+        part = user.http("GET", f"/v1/videos/{remix.id}/content", headers={"Range": "bytes=0-3"})
+        assert part.status_code == 206 and len(part.content) == 4
+        wait_until(lambda: quota() == start - 4 * 40 * UNIT // 100)
+        gw.stop()
