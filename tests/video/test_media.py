@@ -163,3 +163,16 @@ async def test_a_store_without_local_files_streams_ranges(tmp_path: Path) -> Non
         assert head.status_code == 206 and head.headers["content-length"] == "10" and head.content == b""
         missing = await http.get("/m/AAAAAAAAAAAAAAAAAAAAAA.mp4")
         assert missing.status_code == 404
+
+
+def test_files_the_retention_removed_are_gone(gw: Gateway, user: Videos) -> None:
+    video = user.made(prompt="soon swept away")
+    (row,) = gw.sql("SELECT media FROM tasks WHERE id = ?", (video.id,))
+    store = LocalMediaStore(gw.data_dir / "media", gw.url)
+    for item in json.loads(row["media"]):  # as the retention sweep removes them
+        path = store.locate(item["name"])
+        assert path is not None
+        path.unlink()
+    gone = user.http("GET", f"/v1/videos/{video.id}/content")
+    assert gone.status_code == 404 and gone.json()["error"]["code"] == "video_expired"
+    assert user.sdk.videos.retrieve(video.id).status == "completed"  # the video itself is still listed
