@@ -93,6 +93,8 @@ def test_another_users_videos_are_not_there(gw: Gateway, user: Videos) -> None:
         ({"prompt": "x", "input_reference": "data:image/png;base64,not base64!"}, "input_reference"),
         ({"prompt": "x", "input_reference": "data:text/plain;base64,aGVsbG8="}, "input_reference"),
         ({"prompt": "x", "extra": {"nested": True}}, "extra"),
+        ({"prompt": "x", "style": "a\x00b"}, "style"),
+        ({"prompt": "x", "style": "s" * 4097}, "style"),
     ],
 )
 def test_bad_creates_are_400_and_cost_nothing(gw: Gateway, user: Videos, body: dict, param: str) -> None:

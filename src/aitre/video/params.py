@@ -182,6 +182,8 @@ def _extra(fields: Mapping[str, Any]) -> dict[str, Any]:
             raise bad_request("A field name is too long or not printable ASCII.")
         if isinstance(value, str) and len(value) > MAX_EXTRA_CHARS:
             raise bad_request(f"`{name}` is longer than {MAX_EXTRA_CHARS} characters.", param=name)
+        if isinstance(value, str) and "\x00" in value:
+            raise bad_request(f"`{name}` contains a NUL character.", param=name)
         if not (value is None or isinstance(value, str | int | float | bool)):
             raise bad_request(f"`{name}` must be a string, number or boolean.", param=name)
         out[name] = value
