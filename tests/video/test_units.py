@@ -250,7 +250,7 @@ def upstream(monkeypatch: pytest.MonkeyPatch) -> dict[str, Any]:
 
 async def test_lookup_finds_the_one_video_made_since_the_submit(upstream: dict[str, Any]) -> None:
     sent = now_ms() - 1000
-    task = _task(status=SUBMITTING, history=[{"at": sent, "status": SUBMITTING}])
+    task = _task(status=SUBMITTING, history=[{"at": sent, "status": SUBMITTING, "channel_id": 1}])
     now_s = sent // 1000
     upstream["pages"] = [
         {
@@ -277,10 +277,19 @@ async def test_lookup_finds_the_one_video_made_since_the_submit(upstream: dict[s
 
 async def test_lookup_without_a_match_waits_then_says_not_there(upstream: dict[str, Any]) -> None:
     upstream["pages"] = [{"data": [], "has_more": False}] * 2
-    recent = _task(status=SUBMITTING, history=[{"at": now_ms() - 1000, "status": SUBMITTING}])
+    recent = _task(
+        status=SUBMITTING, history=[{"at": now_ms() - 1000, "status": SUBMITTING, "channel_id": 1}]
+    )
     with pytest.raises(RuntimeError):  # a create sent a second ago may still be under way: later
         await videos_api.VideosProtocol().lookup(_Ctx(), _channel(), recent)  # type: ignore[arg-type]
-    old = _task(status=SUBMITTING, history=[{"at": now_ms() - 200_000, "status": SUBMITTING}])
+    sent = {
+        "at": now_ms() - 200_000,
+        "status": SUBMITTING,
+        "channel_id": 1,
+        "note": "submitting to channel 1",
+    }
+    looked = {"at": now_ms() - 1000, "status": SUBMITTING, "note": "lookup failed: may still be under way"}
+    old = _task(status=SUBMITTING, history=[sent, looked])  # looking again does not move the send on
     assert await videos_api.VideosProtocol().lookup(_Ctx(), _channel(), old) is None  # type: ignore[arg-type]
     upstream["pages"] = 404
     with pytest.raises(LookupUnsupported):  # an upstream that cannot list

@@ -235,8 +235,14 @@ class VideosProtocol:
 
     # --- lookup --------------------------------------------------------------------------------
     async def lookup(self, ctx: TaskContext, channel: ChannelInfo, task: TaskView) -> Submitted | None:
+        # When the create was last sent: a send's history entry names its channel (the notes of
+        # looking it up again, also `submitting`, do not, and must not move the time on).
         sent_at = max(
-            (int(h.get("at") or 0) for h in task.history if h.get("status") == SUBMITTING),
+            (
+                int(h.get("at") or 0)
+                for h in task.history
+                if h.get("status") == SUBMITTING and "channel_id" in h
+            ),
             default=task.started_at or task.created_at,
         )
         remix_of = await self._remix_source(ctx, task) if task.request.get("remix_of") else None
