@@ -80,6 +80,8 @@ def test_another_users_videos_are_not_there(gw: Gateway, user: Videos) -> None:
         ({"prompt": "x", "seconds": 4.5}, "seconds"),
         ({"prompt": "x", "seconds": "-4"}, "seconds"),
         ({"prompt": "x", "seconds": "99999999999999999999"}, "seconds"),
+        ({"prompt": "x", "model": "veo-3", "seconds": "\u00b2"}, "seconds"),
+        ({"prompt": "x", "model": "veo-3", "seconds": "9" * 5000}, "seconds"),
         ({"prompt": "x", "size": "1024x1024"}, "size"),
         ({"prompt": "x", "size": "1792x1024"}, "size"),  # sora-2-pro only
         ({"prompt": "x", "size": "720X1280"}, "size"),
@@ -125,6 +127,8 @@ def test_bad_bodies_models_and_lists(gw: Gateway, user: Videos) -> None:
         ("limit=101", "limit"),
         ("limit=-1", "limit"),
         ("limit=abc", "limit"),
+        ("limit=%C2%B2", "limit"),  # a superscript two: a digit to Python, not a number
+        ("limit=" + "9" * 5000, "limit"),
         ("order=sideways", "order"),
         ("after=..%2F..%2Fetc", "after"),
         (f"after={FAKE_ID}", "after"),

@@ -157,7 +157,9 @@ async def list_videos(request: Request) -> Response:
     state, caller, tasks = await _begin(request)
     query = request.query_params
     raw_limit = query.get("limit", "20")
-    if not raw_limit.isdigit() or not 1 <= int(raw_limit) <= LIST_LIMIT:
+    if not (raw_limit.isascii() and raw_limit.isdigit() and len(raw_limit) <= 3) or not (
+        1 <= int(raw_limit) <= LIST_LIMIT
+    ):
         raise bad_request(f"`limit` must be an integer from 1 to {LIST_LIMIT}.", param="limit")
     order = query.get("order", "desc")
     if order not in ("asc", "desc"):

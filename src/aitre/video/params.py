@@ -104,7 +104,8 @@ def seconds_of(model: str, value: Any) -> str:
                 code="invalid_value",
             )
         return str(text)
-    if not isinstance(text, str) or not text.isdigit() or not 1 <= int(text) <= MAX_SECONDS:
+    digits = isinstance(text, str) and text.isascii() and text.isdigit() and len(text) <= 4
+    if not digits or not 1 <= int(text) <= MAX_SECONDS:
         raise bad_request(
             f"`seconds` must be a whole number of seconds from 1 to {MAX_SECONDS}.",
             param="seconds",
