@@ -13,6 +13,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from starlette.routing import Mount
 from starlette.types import ASGIApp
 
+from aitre.adapters.chat_video import register as register_chat_video
 from aitre.adapters.mj_proxy import register as register_mj
 from aitre.adapters.registry import build_registry
 from aitre.adapters.videos_api import register as register_videos
@@ -34,10 +35,12 @@ from aitre.bootstrap import FirstKeys, bootstrap_if_empty, write_keys_file
 from aitre.catalog import Catalog
 from aitre.channels.health import ChannelHealth
 from aitre.channels.ops import ChannelOps
+from aitre.chattask.render import register as register_chat_tasks
 from aitre.config import Settings
 from aitre.media.fetch import MediaFetcher
 from aitre.media.store import LocalMediaStore
 from aitre.relay.upstream import Upstream
+from aitre.remover.protocol import register as register_local_remover
 from aitre.secrets import SecretBox, load_or_create_key
 from aitre.security.forwarded import ForwardedFor
 from aitre.security.ssrf import AddressPolicy
@@ -128,7 +131,10 @@ def create_app(settings: Settings | None = None) -> Gateway:
     settings = settings or Settings()
     registry = build_task_registry(settings)  # before the routes: a task kind may bring its own
     register_mj(registry)
-    register_videos(registry, settings)
+    register_videos(registry, settings)  # before the chat side's: the `video` kind's own object wins
+    register_chat_video(registry)
+    register_local_remover(registry)
+    register_chat_tasks(registry)
     gateway: Gateway
 
     @contextlib.asynccontextmanager

@@ -224,6 +224,52 @@ class Settings(BaseSettings):
         "veryfast", description="x264 speed preset of the cleaned video (ultrafast … veryslow)."
     )
 
+    # --- task models called by chat: sora_video2 (videos), sora_remover (watermark removal) ------
+    chat_video_models: dict[str, dict[str, str]] = Field(
+        {},
+        description="Chat model names that make a video, added to (or replacing) the shipped ones "
+        "(`sora_video2`, `-portrait`, `-landscape`, `-portrait-15s`, `-landscape-15s`), as JSON: "
+        '`{"sora_video2-pro": {"model": "sora-2-pro", "size": "1024x1792", "seconds": "15"}}` (the '
+        "video model a `/v1/videos` upstream is asked for, its size and length).",
+    )
+    chat_remover_models: Annotated[list[str], NoDecode] = Field(
+        ["sora_remover"],
+        description="Chat model names that remove the watermark of the video linked in the message "
+        "(comma-separated).",
+    )
+    chat_task_wait_seconds: float = Field(
+        300.0,
+        gt=0,
+        description="How long a chat request for a video or a removal without `stream` waits for it; "
+        "then it is answered with the task's id and where to follow it (the task goes on).",
+    )
+    chat_task_ping_seconds: float = Field(
+        10.0,
+        gt=0,
+        description="While a streamed video or removal is quiet, an SSE comment (`: ping`) goes to the "
+        "client this often, so proxies keep the connection.",
+    )
+    chat_task_max_open: int = Field(
+        10,
+        ge=0,
+        description="Videos and removals asked for by chat that one user may have running at once; more "
+        "are refused with 429 `too_many_open_tasks`. 0: no limit.",
+    )
+    chat_task_max_prompt_chars: int = Field(
+        16_000, ge=1, description="Longest prompt of a video (or removal request) by chat (characters)."
+    )
+    chat_video_stall_seconds: float = Field(
+        300.0,
+        gt=0,
+        description="A `chat-video` upstream whose answer stream stays silent this long (not even a "
+        "keep-alive) fails the task (refunded). A channel's `stall_seconds` config overrides it.",
+    )
+    chat_video_max_bytes: int = Field(
+        512 * 1024 * 1024,
+        ge=1,
+        description="Largest video downloaded from a `chat-video` upstream's final link (bytes).",
+    )
+
     # --- fetching URLs chosen by clients (reference images) or upstreams (links in answers) ------
     fetch_allow_private: bool = Field(
         False, description="Allow fetching from private, loopback and link-local addresses (SSRF risk)."
@@ -384,12 +430,26 @@ class Settings(BaseSettings):
     )
 
     @field_validator(
-        "image_chat_models", "fetch_allowed_cidrs", "forwarded_allow_ips", "task_plugins", mode="before"
+        "image_chat_models",
+        "fetch_allowed_cidrs",
+        "forwarded_allow_ips",
+        "task_plugins",
+        "chat_remover_models",
+        mode="before",
     )
     @classmethod
     def _split_csv(cls, value: Any) -> Any:
         if isinstance(value, str):
             return [v.strip() for v in value.split(",") if v.strip()]
+        return value
+
+    @field_validator("chat_video_models")
+    @classmethod
+    def _check_chat_video_models(cls, value: dict[str, dict[str, str]]) -> dict[str, dict[str, str]]:
+        from aitre.chattask.models import parse_video_model  # the rules live with the models
+
+        for name, fields in value.items():
+            parse_video_model(name, fields)
         return value
 
     def resolved_media_dir(self) -> Path:

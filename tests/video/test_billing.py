@@ -100,7 +100,7 @@ def test_an_upstream_failure_fails_the_video_and_refunds_it_exactly(
     video = user.done(user.sdk.videos.create(prompt=prompt).id)
     assert video.status == "failed" and video.error is not None
     assert (video.error.code, video.error.message) == (code, message)
-    assert video.completed_at is None and video.expires_at is None
+    assert video.completed_at is not None and video.expires_at is None  # ended, nothing to keep
     entries_ = ledger(gw, video.id)
     assert set(entries_) == {"reserve", "refund"} and charged(entries_) == 0
     log = gw.wait_log(video.id)

@@ -7,6 +7,7 @@ import base64
 import io
 from dataclasses import replace
 from decimal import Decimal
+from pathlib import Path
 from typing import Any
 
 import orjson
@@ -17,6 +18,7 @@ from aitre.adapters import videos_api, videos_wire
 from aitre.billing.prices import ModelPrice
 from aitre.channels.model import ChannelInfo
 from aitre.errors import ApiError
+from aitre.media.store import LocalMediaStore
 from aitre.store.models import now_ms
 from aitre.tasks.protocol import (
     CANCELLED,
@@ -30,7 +32,7 @@ from aitre.tasks.protocol import (
     TaskView,
 )
 from aitre.video import params, pricing
-from aitre.video.render import media_of, video_object
+from aitre.video.render import media_of, renderer, video_object
 
 LIMITS = params.Limits(prompt_chars=100, image_bytes=10_000)
 
@@ -158,15 +160,24 @@ def test_the_video_object_for_every_engine_status() -> None:
     timed_out = shown(status=FAILED, error="the task did not finish within 1800 s", error_code="task_timeout")
     assert timed_out["error"] == {"code": "task_timeout", "message": "the task did not finish within 1800 s"}
     assert shown(status=CANCELLED, error_code="cancelled")["status"] == "failed"
+    by_chat = shown(status=FAILED, finished_at=1_700_000_050_000, error="lost", error_code="upstream_failed",
+                    result={"error_code": "upstream_stream_lost"})  # fmt: skip
+    assert by_chat["error"] == {"code": "upstream_stream_lost", "message": "lost"}
+    assert by_chat["completed_at"] == 1_700_000_050  # ended, though not completed
     remix = shown(request={"prompt": "q", "remix_of": "video_" + "b" * 32})
     assert remix["remixed_from_video_id"] == "video_" + "b" * 32
 
 
-def test_kept_files_in_their_order() -> None:
+def test_kept_files_in_their_order_and_the_hooks_link() -> None:
     files = [{"name": f"{n}.x", "content_type": "t", "size": 1} for n in ("v", "t", "s")]
     task = _task(media=files[:2])
     assert media_of(task, "video") == files[0] and media_of(task, "thumbnail") == files[1]
     assert media_of(task, "spritesheet") is None
+    store = LocalMediaStore(Path("/nonexistent"), "https://gw.example")
+    render = renderer(30)
+    assert render(replace(task, status=SUCCEEDED), store)["url"] == "https://gw.example/media/v.x"
+    assert render(task, store)["url"] is None  # not completed: no link yet
+    assert "url" not in video_object(task, 30)  # the video API's answers stay OpenAI's
 
 
 def test_upstream_statuses_progress_and_errors() -> None:

@@ -4,10 +4,12 @@ from __future__ import annotations
 
 from aitre.adapters.base import Adapter
 from aitre.adapters.bfl_flux import BflAdapter
+from aitre.adapters.chat_video import ChatVideoAdapter
 from aitre.adapters.mj_proxy import MjProxyAdapter
 from aitre.adapters.openai_compat import OpenAICompatAdapter
 from aitre.adapters.simulator import SimulatorAdapter
 from aitre.adapters.videos_api import VideosAdapter
+from aitre.remover.protocol import LocalRemoverAdapter
 
 
 def build_registry() -> dict[str, Adapter]:
@@ -17,4 +19,6 @@ def build_registry() -> dict[str, Adapter]:
         "midjourney-proxy": MjProxyAdapter(),
         "simulator": SimulatorAdapter(),
         "videos": VideosAdapter(),
+        "chat-video": ChatVideoAdapter(),
+        "local-remover": LocalRemoverAdapter(),
     }

@@ -138,9 +138,10 @@ class VideosProtocol:
     poll_batch = 16
 
     def serves(self, channel: ChannelInfo, task: TaskView) -> bool:
-        if channel.type == "simulator":  # it makes videos of its own video models only
-            return task.model in sim_catalog.VIDEO_MODELS
-        return channel.serves(task.model)
+        if not channel.serves(task.model):
+            return False
+        # The simulator makes videos of its own video models only (a video by chat names one).
+        return channel.type != "simulator" or self.upstream_model(channel, task) in sim_catalog.VIDEO_MODELS
 
     def upstream_model(self, channel: ChannelInfo, task: TaskView) -> str:
         """The channel's name for the client's model; a model chosen for the upstream already

@@ -7,6 +7,8 @@ from starlette.responses import Response
 from starlette.types import ASGIApp
 
 from aitre.api.common import app_state, authenticate, new_job, read_json_object, require_model
+from aitre.chattask.front import chat_task
+from aitre.chattask.models import is_chat_task
 from aitre.errors import bad_request
 from aitre.facades.image_chat import image_chat, is_image_chat
 from aitre.relay.pipeline import relay
@@ -29,6 +31,8 @@ async def chat_completions(request: Request) -> Response | ASGIApp:
         model,
         stream=body.get("stream") is True,
     )
+    if is_chat_task(state.settings, model):
+        return await chat_task(state, job)
     if is_image_chat(state, model):
         return await image_chat(state, job)
     return await relay(state, job)

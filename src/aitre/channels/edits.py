@@ -9,6 +9,7 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from aitre.channels.model import BUILT_IN_TYPES
 from aitre.channels.repo import ChannelError
 from aitre.errors import ConflictError, NotFoundError
 from aitre.secrets import SecretBox
@@ -65,7 +66,7 @@ async def update_channel(
         await check_name_free(session, name, row.id)
         row.name = name
     if "base_url" in changes:
-        if row.type != "simulator" and not changes["base_url"]:
+        if row.type not in BUILT_IN_TYPES and not changes["base_url"]:
             raise ChannelError("a base URL is required for this channel type")
         row.base_url = changes["base_url"]
     if "secret" in changes:

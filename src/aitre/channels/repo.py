@@ -8,13 +8,21 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from aitre.adapters.bfl_models import BFL_MODELS, DEFAULT_FLUX_MAPPING
-from aitre.channels.model import CHANNEL_TYPES, ChannelInfo
+from aitre.channels.model import BUILT_IN_TYPES, CHANNEL_TYPES, ChannelInfo
+from aitre.chattask.models import SHIPPED_VIDEO_MODELS
 from aitre.errors import DomainError
 from aitre.mj.models import MJ_MODELS
 from aitre.secrets import SecretBox
 from aitre.simulator import catalog as sim_catalog
 from aitre.store.models import Channel
 from aitre.video.models import SORA_MODELS
+
+# What a channel of these types serves when it is made without a model list.
+_DEFAULT_MODELS = {
+    "videos": SORA_MODELS,
+    "chat-video": (*SHIPPED_VIDEO_MODELS, "sora_remover"),
+    "local-remover": ("sora_remover",),
+}
 
 
 class ChannelError(DomainError):
@@ -38,12 +46,12 @@ async def add_channel(
 ) -> Channel:
     if type not in CHANNEL_TYPES:
         raise ChannelError(f"unknown channel type {type!r}; expected one of {', '.join(CHANNEL_TYPES)}")
-    if type != "simulator" and not base_url:
+    if type not in BUILT_IN_TYPES and not base_url:
         raise ChannelError("a base URL is required for this channel type")
     if not models and type == "midjourney-proxy":
         models = list(MJ_MODELS)
-    if not models and type == "videos":
-        models = list(SORA_MODELS)
+    if not models and type in _DEFAULT_MODELS:
+        models = list(_DEFAULT_MODELS[type])
     if not models:
         raise ChannelError("a channel must serve at least one model")
     if weight < 0:

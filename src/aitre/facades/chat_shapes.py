@@ -47,16 +47,19 @@ class chat_stream_chunks:
         }
         return b"data: " + orjson.dumps(chunk) + b"\n\n"
 
-    def role(self) -> bytes:
+    def role(self, content: str = "") -> bytes:
         return self._event(
-            [{"index": 0, "delta": {"role": "assistant", "content": ""}, "finish_reason": None}]
+            [{"index": 0, "delta": {"role": "assistant", "content": content}, "finish_reason": None}]
         )
 
     def content(self, text: str) -> bytes:
         return self._event([{"index": 0, "delta": {"content": text}, "finish_reason": None}])
 
-    def finish(self, reason: str) -> bytes:
-        return self._event([{"index": 0, "delta": {}, "finish_reason": reason}])
+    def finish(self, reason: str, usage: dict[str, int] | None = None) -> bytes:
+        """The last choice chunk; `usage` on it when given (for clients that did not ask for
+        OpenAI's separate usage chunk, whose empty `choices` trips naive ones)."""
+        extra = {"usage": usage} if usage is not None else {}
+        return self._event([{"index": 0, "delta": {}, "finish_reason": reason}], **extra)
 
     def usage(self, usage: dict[str, int]) -> bytes:
         return self._event([], usage=usage)

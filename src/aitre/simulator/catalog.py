@@ -19,7 +19,9 @@ CHAT_IMAGE_MODELS = ("gemini-2.5-flash-image-preview", "gemini-2.5-flash-image",
 # OpenAI's video models (`/v1/videos`): the gateway runs them as video tasks on this simulator.
 VIDEO_MODELS = video_models.SORA_MODELS
 # Relays' Sora by chat: a video of the prompt (orientation and length in the name; portrait and
-# 10 s by default), and watermark removal. Left out of `all_models()` until the gateway routes them.
+# 10 s by default), and watermark removal. Left out of `all_models()`: the gateway's simulator
+# channel runs videos through `/v1/videos`, which makes none of their lengths (10 s, 15 s); a
+# `chat-video` channel pointed at the simulator serves them (docs/video-chat.md).
 VIDEO_REMOVER_MODELS = ("sora_remover",)
 CHAT_VIDEO_MODELS = (
     "sora_video2",

@@ -4,13 +4,18 @@ thumbnail (WEBP) and spritesheet (JPEG grid) that `/v1/videos/{id}/content` also
 The picture is the prompt's image (colours, shapes, caption: `png.draw`) with a ball crossing it
 and a bar along the top that fills as the clip plays; image-to-video starts from the input
 image (the first frame is that image, fitted to the size) and fades toward the prompt's image.
-The Sora-by-chat models stamp a watermark in a known box, which `remove_watermark` paints out.
+The Sora-by-chat models stamp a watermark: the local remover's mark template (an approximation of
+Sora's semi-transparent white logo, `aitre.watermark`), alpha-blended at the scale the remover
+expects for the video's size, at a fixed spot top right. So a clip from here, fed to the local
+`sora_remover`, has its mark found and taken out as a real Sora clip's would be; the simulator's
+own `remove_watermark` only paints the mark's box over.
 
 Everything here is CPU work: callers run it in a worker thread.
 """
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import io
 import math
@@ -23,15 +28,17 @@ from pathlib import Path
 import av
 import numpy as np
 import numpy.typing as npt
-from PIL import Image, ImageDraw, ImageFont, ImageOps
+from PIL import Image, ImageDraw, ImageOps
 
 from aitre.simulator.png import Canvas, draw, open_image
+from aitre.watermark.template import MarkTemplate
 
 FPS = 10
 AUDIO_RATE = 24_000  # AAC's encoder is the slow part: fewer samples, faster clips
 # Marks files this module wrote (the mp4's comment tag).
 MARKER = "aitre simulator video"
-WATERMARK_TEXT = "Sora"
+# The shorter side on which the mark template is drawn 1:1 (the remover's default reference).
+WATERMARK_REFERENCE = 720
 _SPRITE_TILE = 160  # width of one spritesheet tile
 _SPRITE_COLUMNS = 5
 _SPRITE_MAX_TILES = 20
@@ -65,12 +72,24 @@ class Rendered:
 
 
 def watermark_box(width: int, height: int) -> tuple[int, int, int, int]:
-    """Where the watermark goes (left, top, right, bottom): top right, under the time bar."""
+    """Where the watermark goes (left, top, right, bottom): top right, under the time bar, as
+    large as the remover expects the mark on a video of this size."""
+    mark_h, mark_w = _mark_alpha(width, height).shape
     margin = max(1, min(width, height) // 40)
-    top = min(_bar_height(height) + margin, height - 1)
-    box_w = max(1, min(max(16, width // 4), width - 2 * margin))
-    box_h = max(1, min(max(8, height // 14), height - top - margin))
-    return width - margin - box_w, top, width - margin, top + box_h
+    mark_w, mark_h = min(mark_w, width), min(mark_h, height)
+    left = max(0, width - margin - mark_w)
+    top = max(0, min(_bar_height(height) + margin, height - mark_h))
+    return left, top, left + mark_w, top + mark_h
+
+
+@functools.cache
+def _template() -> MarkTemplate:
+    return MarkTemplate.load(None, WATERMARK_REFERENCE)
+
+
+def _mark_alpha(width: int, height: int) -> npt.NDArray[np.float32]:
+    template = _template()
+    return template.at(template.expected_scale(width, height), full_range=False).alpha
 
 
 def _bar_height(height: int) -> int:
@@ -81,16 +100,13 @@ def _digest(clip: Clip) -> bytes:
     return hashlib.sha256(f"{clip.seed}\x00{clip.prompt}".encode()).digest()
 
 
-def _watermark(width: int, height: int) -> Image.Image:
-    """The stamp itself, drawn once per clip and pasted on every frame."""
+def _watermark(width: int, height: int) -> tuple[Image.Image, Image.Image]:
+    """The stamp, drawn once per clip and pasted on every frame: white, and its opacity (as an
+    8-bit mask: `paste` blends `white * a + frame * (1 - a)`, the remover's model of the mark)."""
     left, top, right, bottom = watermark_box(width, height)
-    stamp = Image.new("RGB", (right - left, bottom - top), (20, 20, 20))
-    pen = ImageDraw.Draw(stamp)
-    pen.rectangle((0, 0, stamp.width - 1, stamp.height - 1), outline=(255, 255, 255))
-    font = ImageFont.load_default(size=max(6, stamp.height * 3 // 4))
-    middle = (stamp.width // 2, stamp.height // 2)
-    pen.text(middle, WATERMARK_TEXT, font=font, fill=(255, 255, 255), anchor="mm")
-    return stamp
+    alpha = _mark_alpha(width, height)[: bottom - top, : right - left]
+    mask = Image.fromarray(np.round(alpha * 255).astype(np.uint8), mode="L")
+    return Image.new("RGB", mask.size, (255, 255, 255)), mask
 
 
 def _frames(clip: Clip, d: bytes) -> Iterator[Image.Image]:
@@ -118,7 +134,7 @@ def _frames(clip: Clip, d: bytes) -> Iterator[Image.Image]:
             if filled:
                 pen.rectangle((0, 0, filled - 1, bar - 1), fill=(255, 255, 255))
         if stamp is not None:
-            frame.paste(stamp, watermark_box(w, h)[:2])
+            frame.paste(stamp[0], watermark_box(w, h)[:2], stamp[1])
         yield frame
 
 

@@ -117,6 +117,11 @@ class TaskEngine:
         next start), in whatever step it was: a broken submit is looked up, never resent."""
         await self.workers.stop()
         await self.notifier.stop()
+        for close in self.registry.closers:
+            try:
+                await close()
+            except Exception:
+                log.exception("stopping a task protocol's background work failed")
         await cancel(self._renewer)
         await cancel(self._sweeper)
         owner = self._owner()

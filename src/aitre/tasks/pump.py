@@ -123,14 +123,15 @@ class Pump(Generic[Unit]):
                 self._due = now_ms() + 1000
 
     async def _round(self) -> None:
-        # From here on `due_at` records what this process makes due while the round runs (the
-        # work it spawns may finish and schedule its next step before the round ends): the
-        # round's own finding is merged with it, never written over it.
-        self._due = None
         free = self._capacity - self.active
         if free <= 0:
             self._backlog = True
+            self._due = None
             return
+        # From here a `due_at` made while the round awaits is kept and merged below: the database's
+        # answer may predate it (a unit spawned meanwhile changed a task), and overwriting it lost
+        # the wake-up until the idle check (progress seen seconds late).
+        self._due = None
         if not await self._may_claim():
             return
         self.rounds += 1
@@ -147,5 +148,6 @@ class Pump(Generic[Unit]):
         due = await self._next_due()
         if due is not None and due <= now_ms() and not claimed:
             due = now_ms() + _RELOOK_MS  # due, yet nothing could be claimed: not in a tight loop
-        if due is not None and (self._due is None or due < self._due):
-            self._due = due
+        if self._due is not None and (due is None or self._due < due):
+            due = self._due  # made due by this process while the round ran
+        self._due = due

@@ -50,12 +50,18 @@ class TaskRegistry:
     protocols: dict[str, list[TaskProtocol]] = field(default_factory=dict)  # by channel type
     renderers: dict[str, Renderer] = field(default_factory=dict)  # by kind
     routes: dict[tuple[str, str], Handler] = field(default_factory=dict)  # (method, path)
+    # What protocols run in the background of the process (readers of upstream streams, local
+    # jobs), stopped with the engine.
+    closers: list[Callable[[], Awaitable[None]]] = field(default_factory=list)
 
     def add_protocol(self, channel_type: str, protocol: TaskProtocol) -> None:
         self.protocols.setdefault(channel_type, []).append(protocol)
 
     def add_renderer(self, kind: str, renderer: Renderer) -> None:
         self.renderers[kind] = renderer
+
+    def add_closer(self, close: Callable[[], Awaitable[None]]) -> None:
+        self.closers.append(close)
 
     def add_route(self, method: str, path: str, handler: Handler) -> None:
         self.routes[(method.upper(), path)] = handler

@@ -38,11 +38,14 @@ def media_of(task: TaskView, variant: str) -> dict[str, Any] | None:
 
 
 def error_of(task: TaskView) -> dict[str, str]:
+    """The upstream's own error when a protocol kept one (`result.error`; or its code alone in
+    `result.error_code`, as the chat side keeps it), else the engine's."""
     kept = task.result.get("error")
     if isinstance(kept, dict) and isinstance(kept.get("message"), str) and isinstance(kept.get("code"), str):
         return {"code": kept["code"], "message": kept["message"]}
+    code = task.result.get("error_code")
     return {
-        "code": task.error_code or "video_generation_failed",
+        "code": code if isinstance(code, str) and code else task.error_code or "video_generation_failed",
         "message": task.error or "The video could not be made.",
     }
 
@@ -66,7 +69,7 @@ def video_object(task: TaskView, retention_days: float) -> dict[str, Any]:
         "status": status,
         "progress": 0 if status == "queued" and task.status != RUNNING else progress,
         "created_at": task.created_at // 1000,
-        "completed_at": task.finished_at // 1000 if status == "completed" and task.finished_at else None,
+        "completed_at": task.finished_at // 1000 if task.finished_at else None,  # completed or failed
         "expires_at": expires_at(task, retention_days),
         "seconds": str(request.get("seconds") or DEFAULT_SECONDS),
         "size": str(request.get("size") or DEFAULT_SIZE),
@@ -77,7 +80,12 @@ def video_object(task: TaskView, retention_days: float) -> dict[str, Any]:
 
 
 def renderer(retention_days: float) -> Renderer:
+    """For the notifyHook body and the user's task list: the video object and, once completed,
+    `url`, the video's link in the media store (the video API's own answers stay OpenAI's)."""
+
     def render(task: TaskView, media: MediaStore) -> dict[str, Any]:
-        return video_object(task, retention_days)
+        video = media_of(task, "video") if task.status == SUCCEEDED else None
+        url = media.url(str(video["name"])) if video is not None else None
+        return {**video_object(task, retention_days), "url": url}
 
     return render

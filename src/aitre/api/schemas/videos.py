@@ -78,7 +78,7 @@ class Video(BaseModel):
     status: Literal["queued", "in_progress", "completed", "failed"]
     progress: int = Field(ge=0, le=100)
     created_at: int = Field(description="Unix seconds.")
-    completed_at: int | None
+    completed_at: int | None = Field(description="Unix seconds: when it completed or failed.")
     expires_at: int | None = Field(
         description="When the files may be gone (the media retention, `AITRE_MEDIA_RETENTION_DAYS`); "
         "null until completed, and when kept forever."
