@@ -167,9 +167,10 @@ async def list_videos(request: Request) -> Response:
     after: TaskView | None = None
     if query.get("after"):
         after_id = query["after"]
-        # A deleted video still marks its place: a client paging while it deletes goes on.
-        after = await tasks.get(after_id, caller.user_id) if is_video_id(after_id) else None
-        if after is None or after.kind != KIND:
+        # A deleted video still marks its place (read as an admin would, then checked as the
+        # caller's): a client paging while it deletes goes on.
+        after = await tasks.get(after_id) if is_video_id(after_id) else None
+        if after is None or after.kind != KIND or after.user_id != caller.user_id:
             raise bad_request("`after` is not the id of one of your videos.", param="after")
     filters = TaskFilter(user_id=caller.user_id, kind=KIND, deleted=False)
     found, more = await tasks.seek(filters, after, int(raw_limit), ascending=order == "asc")
@@ -242,7 +243,7 @@ async def remix(request: Request) -> Response:
         seconds=str(request_doc.get("seconds") or "4"),
         size=str(request_doc.get("size") or "720x1280"),
         upstream_model=str(request_doc.get("model") or source.model),
-        via=str(request_doc.get("via") or "videos"),
+        via="videos",  # a remix is `/v1/videos`' own: a video made by chat has none upstream
     )
     try:
         task = await create_video_task(state, caller, params, parent=source)

@@ -279,7 +279,9 @@ class TaskEngine:
     async def get(self, task_id: str, user_id: int | None = None) -> TaskView | None:
         async with self._db.read() as session:
             task = await repo.get(session, task_id)
-        return task if task is not None and (user_id is None or task.user_id == user_id) else None
+        if task is None or (user_id is not None and (task.user_id != user_id or task.deleted_at is not None)):
+            return None
+        return task
 
     async def get_many(self, task_ids: list[str], user_id: int | None = None) -> list[TaskView]:
         async with self._db.read() as session:
@@ -287,7 +289,8 @@ class TaskEngine:
         return [
             t
             for i in task_ids
-            if (t := found.get(i)) is not None and (user_id is None or t.user_id == user_id)
+            if (t := found.get(i)) is not None
+            and (user_id is None or (t.user_id == user_id and t.deleted_at is None))
         ]
 
     async def list_tasks(
@@ -332,7 +335,7 @@ class TaskEngine:
 
     async def delete(self, task_id: str, user_id: int | None = None) -> TaskView:
         task = await self.get(task_id, user_id)
-        if task is None or task.deleted_at is not None:
+        if task is None or task.deleted_at is not None:  # (an owner's get hides it already)
             raise ApiError(404, f"No task {task_id}.", code="not_found")
         if not task.done:
             try:

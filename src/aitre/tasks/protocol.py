@@ -302,11 +302,13 @@ class TaskService(Protocol):
         ...
 
     async def get(self, task_id: str, user_id: int | None = None) -> TaskView | None:
-        """The task, if it exists and (unless `user_id` is None: an admin) belongs to `user_id`."""
+        """The task, if it exists and (unless `user_id` is None: an admin) belongs to `user_id`
+        and was not deleted by them."""
         ...
 
     async def get_many(self, task_ids: list[str], user_id: int | None = None) -> list[TaskView]:
-        """Several tasks by id, in the order asked, skipping unknown ones and others' ones."""
+        """Several tasks by id, in the order asked, skipping unknown ones and others' ones (and,
+        for a user, deleted ones)."""
         ...
 
     async def list_tasks(
