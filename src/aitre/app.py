@@ -16,7 +16,8 @@ from starlette.types import ASGIApp
 from aitre.adapters.chat_video import register as register_chat_video
 from aitre.adapters.mj_proxy import register as register_mj
 from aitre.adapters.registry import build_registry
-from aitre.api import audio, chat, completions, embeddings, health, images, media, models
+from aitre.adapters.videos_api import register as register_videos
+from aitre.api import audio, chat, completions, embeddings, health, images, media, models, videos
 from aitre.api.fastpath import Gateway, Handler, PrefixRoute
 from aitre.api.mj import callback as mj_callback
 from aitre.api.mj import submit as mj_submit
@@ -92,6 +93,8 @@ def _fast_routes() -> dict[tuple[str, str], Handler]:
         ("POST", "/v1/audio/transcriptions"): audio.transcriptions,
         ("POST", "/v1/audio/translations"): audio.translations,
         ("GET", "/v1/models"): models.list_models,
+        ("POST", "/v1/videos"): videos.create,
+        ("GET", "/v1/videos"): videos.list_videos,
         ("GET", "/healthz"): health.healthz,
         ("GET", "/readyz"): health.readyz,
         ("GET", "/metrics"): scrape.metrics,
@@ -104,6 +107,11 @@ def _prefix_routes() -> list[PrefixRoute]:
     return [
         PrefixRoute("/v1/models/", "model", models.get_model),
         PrefixRoute("/media/", "name", media.get_media),
+        # The video routes with a suffix first: the one without would take their paths too.
+        PrefixRoute("/v1/videos/", "video_id", videos.content, "/content"),
+        PrefixRoute("/v1/videos/", "video_id", videos.remix, "/remix", ("POST",)),
+        PrefixRoute("/v1/videos/", "video_id", videos.retrieve, "", ("GET",)),
+        PrefixRoute("/v1/videos/", "video_id", videos.delete, "", ("DELETE",)),
         PrefixRoute("/mj/task/", "id", mj_tasks.fetch, "/fetch"),
         PrefixRoute("/mj/task/", "id", mj_tasks.image_seed, "/image-seed"),
     ]
@@ -130,6 +138,7 @@ def create_app(settings: Settings | None = None) -> Gateway:
     settings = settings or Settings()
     registry = build_task_registry(settings)  # before the routes: a task kind may bring its own
     register_mj(registry)
+    register_videos(registry, settings)  # before the chat side's: the `video` kind's own object wins
     register_chat_video(registry)
     register_local_remover(registry)
     register_chat_tasks(registry)

@@ -445,6 +445,29 @@ class Settings(BaseSettings):
         "0: no limit.",
     )
 
+    # --- videos (/v1/videos, Sora by chat) -----------------------------------------------------
+    video_max_prompt_chars: int = Field(
+        32_000, ge=1, description="Longest video prompt accepted (characters)."
+    )
+    video_max_image_bytes: int = Field(
+        20 * 1024 * 1024,
+        ge=1,
+        description="Largest reference image (`input_reference`) of a video request: an upload, or what "
+        "its URL or data URL holds (bytes).",
+    )
+    video_max_open_tasks: int = Field(
+        20,
+        ge=0,
+        description="Videos one user may have in progress at once; more are refused (429 "
+        "`too_many_open_videos`). 0: no limit.",
+    )
+    video_max_download_bytes: int = Field(
+        1024 * 1024 * 1024,
+        ge=1,
+        description="Largest file (video, thumbnail, spritesheet) copied from an upstream into the media "
+        "store (bytes); a larger one fails the task (`video_too_large`, refunded).",
+    )
+
     # --- tasks (MJ, videos): the durable task engine ------------------------------------------
     task_plugins: Annotated[list[str], NoDecode] = Field(
         [],

@@ -36,12 +36,14 @@ Lifespan = Callable[[], AbstractAsyncContextManager[Any]]
 
 class PrefixRoute(NamedTuple):
     """`<prefix><param><suffix>`: the param is the rest of the path (it may hold `/`) between the
-    two, e.g. `/media/{name}` or `/mj/task/{id}/fetch`."""
+    two, e.g. `/media/{name}` or `/mj/task/{id}/fetch`. The first route that matches the path
+    and the method answers."""
 
     prefix: str
     param: str
     handler: Handler
     suffix: str = ""
+    methods: tuple[str, ...] = ("GET", "HEAD")
 
 
 class Gateway:
@@ -55,7 +57,8 @@ class Gateway:
     ) -> None:
         self.routes = routes
         self._paths = {path: sorted(m for m, p in routes if p == path) for _, path in routes}
-        self.prefixes = prefixes  # GET and HEAD
+        self.prefixes = prefixes
+        self._prefix_methods = frozenset(m for route in prefixes for m in route.methods)
         self.lifespan = lifespan
         self.mounts = mounts or []
         self._build_fallback = build_fallback
@@ -71,10 +74,16 @@ class Gateway:
             if handler is not None:
                 await self._serve(handler, path, scope, receive, send)
                 return
-            if scope["method"] in ("GET", "HEAD"):
-                for prefix, param, prefixed, suffix in self.prefixes:
+            method = scope["method"]
+            if method in self._prefix_methods:
+                for prefix, param, prefixed, suffix, methods in self.prefixes:
                     end = len(path) - len(suffix)
-                    if path.startswith(prefix) and end > len(prefix) and path.endswith(suffix):
+                    if (
+                        method in methods
+                        and path.startswith(prefix)
+                        and end > len(prefix)
+                        and path.endswith(suffix)
+                    ):
                         scope["path_params"] = {param: path[len(prefix) : end]}
                         await self._serve(prefixed, f"{prefix}{{{param}}}{suffix}", scope, receive, send)
                         return

@@ -303,6 +303,7 @@ class Task(Base):
     finished_at: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
     updated_at: Mapped[int] = mapped_column(BigInteger, default=now_ms)
     billed_at: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
+    deleted_at: Mapped[int | None] = mapped_column(BigInteger, nullable=True)  # its owner deleted it
     notify_seq: Mapped[int] = mapped_column(Integer, default=0)
     version: Mapped[int] = mapped_column(Integer, default=0)  # +1 on every change (not on claims)
     history: Mapped[list[dict[str, Any]]] = mapped_column(JSON, default=list)

@@ -37,6 +37,7 @@ class TaskOut(BaseModel):
     reserved: int = Field(description="Units held when the task was created.")
     cost: int = Field(description="Units charged when it ended (0 for failures).")
     billed_at: int | None = Field(description=f"When its books closed ({MS}).")
+    deleted_at: int | None = Field(None, description=f"When its owner deleted it ({MS}): hidden from them.")
     parent_id: str | None
     notify_hook: str | None
     created_at: int
