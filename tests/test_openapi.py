@@ -45,8 +45,8 @@ def _served(tmp: Path) -> set[tuple[str, str]]:
     """(method, path) of every route the fast path answers itself, read from the app."""
     app = create_app(Settings(data_dir=tmp, simulator_enabled=False, _env_file=None))  # type: ignore[call-arg]
     served = set(app.routes)
-    for prefix, param, _, suffix in app.prefixes:
-        served |= {("GET", f"{prefix}{{{param}}}{suffix}"), ("HEAD", f"{prefix}{{{param}}}{suffix}")}
+    for route in app.prefixes:
+        served |= {(m, f"{route.prefix}{{{route.param}}}{route.suffix}") for m in route.methods}
     return served
 
 
@@ -353,6 +353,7 @@ FORMS: dict[str, tuple[dict[str, str], dict[str, tuple[str, bytes, str]]]] = {
     ),
     "/v1/audio/transcriptions": ({"model": "whisper-1"}, {"file": ("a.wav", _wav(), "audio/wav")}),
     "/v1/audio/translations": ({"model": "whisper-1"}, {"file": ("a.wav", _wav(), "audio/wav")}),
+    "/v1/videos": ({"prompt": "a form"}, {}),
 }
 
 

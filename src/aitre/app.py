@@ -16,7 +16,8 @@ from starlette.types import ASGIApp
 from aitre.adapters.chat_video import register as register_chat_video
 from aitre.adapters.mj_proxy import register as register_mj
 from aitre.adapters.registry import build_registry
-from aitre.api import audio, chat, completions, embeddings, health, images, media, models
+from aitre.adapters.videos_api import register as register_videos
+from aitre.api import audio, chat, completions, embeddings, health, images, media, models, videos
 from aitre.api.fastpath import Gateway, Handler, PrefixRoute
 from aitre.api.mj import callback as mj_callback
 from aitre.api.mj import submit as mj_submit
@@ -38,8 +39,13 @@ from aitre.chattask.render import register as register_chat_tasks
 from aitre.config import Settings
 from aitre.media.fetch import MediaFetcher
 from aitre.media.store import open_media_store
+from aitre.observe import scrape
+from aitre.observe.guard import ScrapeGuard
+from aitre.observe.logs import LogPipe, SecretMask
+from aitre.observe.metrics import Metrics
 from aitre.relay.upstream import Upstream
 from aitre.remover.protocol import register as register_local_remover
+from aitre.runtime_settings import RuntimeSettings
 from aitre.secrets import SecretBox, load_or_create_key
 from aitre.security.forwarded import ForwardedFor
 from aitre.security.ssrf import AddressPolicy
@@ -87,8 +93,11 @@ def _fast_routes() -> dict[tuple[str, str], Handler]:
         ("POST", "/v1/audio/transcriptions"): audio.transcriptions,
         ("POST", "/v1/audio/translations"): audio.translations,
         ("GET", "/v1/models"): models.list_models,
+        ("POST", "/v1/videos"): videos.create,
+        ("GET", "/v1/videos"): videos.list_videos,
         ("GET", "/healthz"): health.healthz,
         ("GET", "/readyz"): health.readyz,
+        ("GET", "/metrics"): scrape.metrics,
         **mj_routes(),
     }
     return routes
@@ -98,6 +107,11 @@ def _prefix_routes() -> list[PrefixRoute]:
     return [
         PrefixRoute("/v1/models/", "model", models.get_model),
         PrefixRoute("/media/", "name", media.get_media),
+        # The video routes with a suffix first: the one without would take their paths too.
+        PrefixRoute("/v1/videos/", "video_id", videos.content, "/content"),
+        PrefixRoute("/v1/videos/", "video_id", videos.remix, "/remix", ("POST",)),
+        PrefixRoute("/v1/videos/", "video_id", videos.retrieve, "", ("GET",)),
+        PrefixRoute("/v1/videos/", "video_id", videos.delete, "", ("DELETE",)),
         PrefixRoute("/mj/task/", "id", mj_tasks.fetch, "/fetch"),
         PrefixRoute("/mj/task/", "id", mj_tasks.image_seed, "/image-seed"),
     ]
@@ -124,6 +138,7 @@ def create_app(settings: Settings | None = None) -> Gateway:
     settings = settings or Settings()
     registry = build_task_registry(settings)  # before the routes: a task kind may bring its own
     register_mj(registry)
+    register_videos(registry, settings)  # before the chat side's: the `video` kind's own object wins
     register_chat_video(registry)
     register_local_remover(registry)
     register_chat_tasks(registry)
@@ -133,7 +148,13 @@ def create_app(settings: Settings | None = None) -> Gateway:
     async def lifespan() -> AsyncIterator[AppState]:
         keys = await prepare_database(settings)
         if keys is not None:
-            log.warning("first start: admin key %s, user key %s", keys.admin_key, keys.user_key)
+            # Never the keys themselves: logs are masked (and kept, and shipped). `aitre serve`
+            # shows them once on the console.
+            where = settings.data_dir / "initial-keys.env" if settings.write_initial_keys else None
+            log.warning(
+                "first start: an admin key and a user key were made; %s",
+                f"they are in {where}" if where else "make another admin key with `aitre token create`",
+            )
         state = await _start_state(settings, registry)
         if sim_app is not None:
             sim_app.state.sim.tokenizer = state.tokenizer
@@ -175,11 +196,26 @@ def create_app(settings: Settings | None = None) -> Gateway:
 
 
 async def _start_state(settings: Settings, registry: TaskRegistry) -> AppState:
+    # First: what goes wrong from here on is logged off the loop, secrets masked.
+    mask = SecretMask()
+    logs = LogPipe(mask)
+    logs.install()
     box = SecretBox(load_or_create_key(settings.secret_key, settings.data_dir))
     engine = make_engine(settings.resolved_database_url())
     sessions = make_sessionmaker(engine)
     catalog = Catalog(sessions, box, settings.cache_refresh_seconds, settings.internal_url() + "/sim")
+
+    async def know_secrets() -> None:
+        channels = [c.secret for c in catalog.router.channels]
+        mask.know([*channels, settings.metrics_token, settings.task_notify_secret, settings.secret_key])
+
     await catalog.reload()
+    # The operator's run-time overrides, before anything reads the settings; again on every change.
+    runtime = RuntimeSettings(settings, sessions)
+    await runtime.load()
+    catalog.on_change.append(runtime.load)
+    await know_secrets()
+    catalog.on_change.append(know_secrets)  # after the overrides: one may be a secret
     catalog.start()
     # One journal folder per process (named by its instance); with several workers the parent
     # recovered the data folder's earlier processes before starting them (`aitre.server`).
@@ -259,8 +295,13 @@ async def _start_state(settings: Settings, registry: TaskRegistry) -> AppState:
         health=health,
         channel_ops=ChannelOps(sessions, health),
         forwarded=ForwardedFor(settings.forwarded_allow_ips),
+        metrics=Metrics(lambda: scrape.sample_gauges(state), settings.metrics_flush_seconds),
+        scrape_guard=ScrapeGuard(settings.metrics_token, settings.metrics_allow_ips),
+        logs=logs,
+        runtime=runtime,
         cluster=cluster,
     )
+    state.metrics.start()
     state.channel_ops.start(state)
     state.tasks = TaskEngine(state, registry)
     await state.tasks.start()
@@ -322,3 +363,5 @@ async def _stop_state(state: AppState) -> None:
     await state.fetcher.close()
     await state.media.close()
     await state.engine.dispose()
+    await state.metrics.stop()  # last: the requests and tasks that ended above are counted
+    state.logs.uninstall()

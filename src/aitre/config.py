@@ -54,7 +54,31 @@ class Settings(BaseSettings):
         "`<data_dir>/secret.key`.",
     )
     log_level: str = Field("info", description="Log level: debug, info, warning, error.")
-    access_log: bool = Field(False, description="Write one access-log line per request (uvicorn).")
+    log_format: Literal["text", "json"] = Field(
+        "text",
+        description="`text`: one readable line per record; `json`: one JSON object per line (time, "
+        "level, logger, message, and the request's fields on access lines). Secrets are masked in both.",
+    )
+    access_log: bool = Field(
+        False,
+        description="Write one access line per request (the relay, MJ, media, health routes): request "
+        "id, route, model, channel, status, latency, overhead, tokens, cost.",
+    )
+    metrics_token: str = Field(
+        "",
+        description="Bearer token a scrape of `/metrics` must send. `/metrics` answers 404 while this "
+        "and `AITRE_METRICS_ALLOW_IPS` are both empty.",
+    )
+    metrics_flush_seconds: float = Field(
+        1.0,
+        description="How often each process hands its counts to the shared metrics files: another "
+        "worker's requests show in a scrape within this long.",
+    )
+    metrics_allow_ips: Annotated[list[str], NoDecode] = Field(
+        [],
+        description="Addresses or CIDRs (comma-separated) that may scrape `/metrics` (behind a trusted "
+        "proxy: the forwarded client address). With `AITRE_METRICS_TOKEN` too, both are required.",
+    )
     forwarded_allow_ips: Annotated[list[str], NoDecode] = Field(
         ["127.0.0.1", "::1"],
         description="Proxies (addresses or CIDRs, comma-separated; `*` for any) whose X-Forwarded-For "
@@ -102,6 +126,35 @@ class Settings(BaseSettings):
         description="How often the gateway checks whether keys/channels changed in the database. With "
         "Redis, changes made by another instance or the CLI arrive at once over pub/sub; this poll is the "
         "fallback.",
+    )
+
+    # --- web console ----------------------------------------------------------------------------
+    console_enabled: bool = Field(
+        True, description="Serve the web console (admin and user pages) at `/`; off: its pages answer 404."
+    )
+    console_idle_minutes: float = Field(
+        30.0, description="A console session unused for this long is signed out (run-time setting)."
+    )
+    console_session_hours: float = Field(
+        12.0, description="A console session ends this long after sign-in, however busy it is."
+    )
+    console_cookie_secure: Literal["auto", "always", "never"] = Field(
+        "auto",
+        description="Mark the console's cookies `Secure`: `auto` when the request came over HTTPS (or a "
+        "proxy in `AITRE_FORWARDED_ALLOW_IPS` says so with X-Forwarded-Proto), `always`, or `never`.",
+    )
+    console_max_failures_per_ip: int = Field(
+        20,
+        description="Failed console sign-ins one client address may make per window; then its sign-ins "
+        "are refused (429) until the window ends (run-time setting).",
+    )
+    console_max_failures_per_user: int = Field(
+        5,
+        description="Failed password sign-ins for one user per window; then that user's password "
+        "sign-ins are refused until the window ends (signing in with a key still works; run-time setting).",
+    )
+    console_failure_window_minutes: float = Field(
+        15.0, description="The window the failed sign-ins are counted in (run-time setting)."
     )
 
     # --- first start --------------------------------------------------------------------------
@@ -392,6 +445,29 @@ class Settings(BaseSettings):
         "0: no limit.",
     )
 
+    # --- videos (/v1/videos, Sora by chat) -----------------------------------------------------
+    video_max_prompt_chars: int = Field(
+        32_000, ge=1, description="Longest video prompt accepted (characters)."
+    )
+    video_max_image_bytes: int = Field(
+        20 * 1024 * 1024,
+        ge=1,
+        description="Largest reference image (`input_reference`) of a video request: an upload, or what "
+        "its URL or data URL holds (bytes).",
+    )
+    video_max_open_tasks: int = Field(
+        20,
+        ge=0,
+        description="Videos one user may have in progress at once; more are refused (429 "
+        "`too_many_open_videos`). 0: no limit.",
+    )
+    video_max_download_bytes: int = Field(
+        1024 * 1024 * 1024,
+        ge=1,
+        description="Largest file (video, thumbnail, spritesheet) copied from an upstream into the media "
+        "store (bytes); a larger one fails the task (`video_too_large`, refunded).",
+    )
+
     # --- tasks (MJ, videos): the durable task engine ------------------------------------------
     task_plugins: Annotated[list[str], NoDecode] = Field(
         [],
@@ -458,6 +534,7 @@ class Settings(BaseSettings):
         "image_chat_models",
         "fetch_allowed_cidrs",
         "forwarded_allow_ips",
+        "metrics_allow_ips",
         "task_plugins",
         "chat_remover_models",
         mode="before",

@@ -8,6 +8,7 @@ from aitre.adapters.chat_video import ChatVideoAdapter
 from aitre.adapters.mj_proxy import MjProxyAdapter
 from aitre.adapters.openai_compat import OpenAICompatAdapter
 from aitre.adapters.simulator import SimulatorAdapter
+from aitre.adapters.videos_api import VideosAdapter
 from aitre.remover.protocol import LocalRemoverAdapter
 
 
@@ -17,6 +18,7 @@ def build_registry() -> dict[str, Adapter]:
         "bfl": BflAdapter(),
         "midjourney-proxy": MjProxyAdapter(),
         "simulator": SimulatorAdapter(),
+        "videos": VideosAdapter(),
         "chat-video": ChatVideoAdapter(),
         "local-remover": LocalRemoverAdapter(),
     }

@@ -21,6 +21,8 @@ if TYPE_CHECKING:
     from aitre.state import AppState
 
 _FLUX = frozenset(catalog.BFL_MODELS)
+# Video models run as tasks (`adapters/videos_api.py`): nothing to forward.
+_VIDEO = frozenset(catalog.VIDEO_MODELS)
 # Image models the simulator answers on chat completions only (the GPT ones answer both).
 _CHAT_ONLY_IMAGES = frozenset(catalog.CHAT_IMAGE_MODELS) - frozenset(catalog.IMAGE_MODELS)
 
@@ -31,11 +33,12 @@ class SimulatorAdapter:
         self._bfl = BflAdapter()
 
     def forwarder(self, capability: Capability, channel: ChannelInfo, model: str) -> Forwarder | None:
-        return None if model in _FLUX else self._openai.build
+        return None if model in _FLUX or model in _VIDEO else self._openai.build
 
     def image_maker(self, capability: Capability, channel: ChannelInfo, model: str) -> ImageMaker | None:
         if model in _FLUX:
             return self._bfl.image_maker(capability, channel, model)
+
         if model in _CHAT_ONLY_IMAGES:
             return chat_images.make
         served = catalog.IMAGE_MODELS if capability == IMAGES_GENERATE else catalog.IMAGE_EDIT_MODELS

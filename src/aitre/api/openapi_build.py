@@ -78,7 +78,8 @@ class Param:
 
 @dataclass(frozen=True, slots=True)
 class PublicRoute:
-    """One path the fast path serves, with every method it answers there."""
+    """Methods of one path the fast path serves that answer alike (a path whose methods answer
+    differently has a route for each)."""
 
     methods: tuple[str, ...]
     path: str
@@ -122,10 +123,12 @@ def add_public_routes(doc: dict[str, Any], routes: Sequence[PublicRoute]) -> dic
         return refs[(schema, "validation")] if isinstance(schema, type) else schema
 
     paths = doc.setdefault("paths", {})
-    for route in routes:
-        if route.path in paths:
-            raise ValueError(f"{route.path} is in the OpenAPI document twice")
-        paths[route.path] = {m.lower(): _operation(route, m, ref) for m in route.methods}
+    for route in routes:  # one path may have several routes, each with its own methods
+        item = paths.setdefault(route.path, {})
+        for method in route.methods:
+            if method.lower() in item:
+                raise ValueError(f"{method} {route.path} is in the OpenAPI document twice")
+            item[method.lower()] = _operation(route, method, ref)
     return doc
 
 

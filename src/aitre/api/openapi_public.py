@@ -19,6 +19,8 @@ from aitre.api.openapi_build import (
 )
 from aitre.api.openapi_mj import ROUTES as MJ_ROUTES
 from aitre.api.openapi_mj import TAG as MJ_TAG
+from aitre.api.openapi_videos import ROUTES as VIDEO_ROUTES
+from aitre.api.openapi_videos import TAG as VIDEO_TAG
 from aitre.api.schemas.audio import (
     SpeechRequest,
     Transcription,
@@ -44,7 +46,7 @@ MEDIA: dict[str, Content] = dict.fromkeys(
 MEDIA_HEADERS = {
     "Accept-Ranges": "`bytes`.",
     "Cache-Control": "The file never changes: cache it for a year.",
-    "ETag": "The file's version.",
+    "ETag": "The file's version (`If-None-Match` → 304).",
     "Last-Modified": "When the file was written.",
 }
 
@@ -215,6 +217,7 @@ ROUTES: tuple[PublicRoute, ...] = (
         "Media",
         {
             200: Answer("The whole file.", MEDIA, MEDIA_HEADERS),
+            304: Answer("`If-None-Match` matched: the copy the client has is current.", {}, MEDIA_HEADERS),
             206: Answer(
                 "The asked-for byte range (several ranges: `multipart/byteranges`).",
                 {**MEDIA, "multipart/byteranges": BINARY},
@@ -233,6 +236,7 @@ ROUTES: tuple[PublicRoute, ...] = (
         params=(
             Param("name", "path", "The file's name from the link."),
             Param("Range", "header", "`bytes=<start>-<end>`, several ranges comma-separated."),
+            Param("If-None-Match", "header", "An ETag from an earlier answer."),
         ),
         auth=False,
     ),
@@ -254,10 +258,31 @@ ROUTES: tuple[PublicRoute, ...] = (
         {200: Answer("Ready.", {JSON: Readiness}), 503: Answer("Not ready, and why.", {JSON: Readiness})},
         auth=False,
     ),
+    PublicRoute(
+        ("GET",),
+        "/metrics",
+        "metrics",
+        "Prometheus metrics of every worker",
+        "Health",
+        {
+            200: Answer("Prometheus's text exposition format.", {"text/plain": TEXT}),
+            401: _error("`AITRE_METRICS_TOKEN` is set and the request's bearer token is not it."),
+            403: _error("`AITRE_METRICS_ALLOW_IPS` is set and the client's address is not in it."),
+            404: _error(
+                "Metrics are off: neither `AITRE_METRICS_TOKEN` nor `AITRE_METRICS_ALLOW_IPS` is set."
+            ),
+        },
+        "Off (404) unless `AITRE_METRICS_TOKEN` or `AITRE_METRICS_ALLOW_IPS` is set. The metrics "
+        "are described in docs/metrics.md.",
+        params=(Param("Authorization", "header", "`Bearer <AITRE_METRICS_TOKEN>`, when it is set."),),
+        auth=False,
+    ),
+    *VIDEO_ROUTES,
     *MJ_ROUTES,
 )
 TAGS = [
     {"name": OPENAI, "description": "The relay: OpenAI's API, with one aitre key for every upstream."},
+    VIDEO_TAG,
     MJ_TAG,
     {"name": "Media", "description": "Images and other files the gateway keeps."},
     {"name": "Health", "description": "For load balancers and orchestrators."},

@@ -30,6 +30,25 @@ _MJ_PRICES = {
     **{m: _mj("0.05", "0.025", "0.1") for m in ("mj_upscale", "mj_describe", "swap_face")},
 }  # fmt: skip
 
+# Videos, per second of video (OpenAI's list prices); `image_prices` holds the price per second at
+# sizes priced otherwise (see `video/pricing.py`). Sora by chat is priced like sora-2.
+_SORA: dict[str, Any] = {"per_second": "0.10"}
+_SORA_PRO: dict[str, Any] = {"per_second": "0.30", "image_prices": {"1024x1792": "0.50", "1792x1024": "0.50"}}
+_VIDEO_PRICES: dict[str, dict[str, Any]] = {
+    **dict.fromkeys(("sora-2", "sora-2-2025-10-06", "sora-2-2025-12-08"), _SORA),
+    **dict.fromkeys(("sora-2-pro", "sora-2-pro-2025-10-06"), _SORA_PRO),
+    **dict.fromkeys(
+        (
+            "sora_video2",
+            "sora_video2-portrait",
+            "sora_video2-landscape",
+            "sora_video2-portrait-15s",
+            "sora_video2-landscape-15s",
+        ),
+        _SORA,
+    ),
+}
+
 DEFAULT_PRICES: dict[str, dict[str, Any]] = {
     # chat
     "gpt-4o-mini": _tokens("0.15", "0.60", "0.075"),
@@ -89,4 +108,5 @@ DEFAULT_PRICES: dict[str, dict[str, Any]] = {
     # MidJourney, per task (new-api's defaults); `image_prices` holds the price per speed mode
     # (see docs/mj.md: reserved at the mode the prompt asks for, settled at the mode run)
     **_MJ_PRICES,
+    **_VIDEO_PRICES,
 }

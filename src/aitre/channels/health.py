@@ -165,6 +165,13 @@ class ChannelHealth:
             inflight = state.inflight  # this process's requests on it are still in flight
             self._states[channel_id] = _State(inflight=inflight)
 
+    def breaker(self, channel_id: int) -> str:
+        """closed, open (cooling down) or half-open (cooled down, not yet proven healthy)."""
+        state = self._states.get(channel_id)
+        if state is None:
+            return "closed"
+        return "open" if self._clock() < state.cooldown_until else ("half-open" if state.trips else "closed")
+
     def cooling(self) -> list[int]:
         now = self._clock()
         return [cid for cid, s in self._states.items() if now < s.cooldown_until or s.trips]
@@ -183,7 +190,7 @@ class ChannelHealth:
             if ok_sorted
             else None,
             "inflight": state.inflight,
-            "breaker": "open" if now < state.cooldown_until else ("half-open" if state.trips else "closed"),
+            "breaker": self.breaker(channel_id),
             "cooldown_remaining_s": round(max(0.0, state.cooldown_until - now), 1),
             "consecutive_failures": state.consecutive_failures,
             "last_error": state.last_error,

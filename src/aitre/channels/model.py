@@ -6,7 +6,7 @@ from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlsplit
 
-CHANNEL_TYPES = ("openai", "bfl", "midjourney-proxy", "simulator", "chat-video", "local-remover")
+CHANNEL_TYPES = ("openai", "bfl", "midjourney-proxy", "simulator", "videos", "chat-video", "local-remover")
 # Types that reach no upstream: no base URL to give.
 BUILT_IN_TYPES = ("simulator", "local-remover")
 

@@ -15,9 +15,11 @@ from aitre.mj.models import MJ_MODELS
 from aitre.secrets import SecretBox
 from aitre.simulator import catalog as sim_catalog
 from aitre.store.models import Channel
+from aitre.video.models import SORA_MODELS
 
 # What a channel of these types serves when it is made without a model list.
 _DEFAULT_MODELS = {
+    "videos": SORA_MODELS,
     "chat-video": (*SHIPPED_VIDEO_MODELS, "sora_remover"),
     "local-remover": ("sora_remover",),
 }

@@ -38,7 +38,8 @@ def add(
     models: Annotated[
         str,
         typer.Option(
-            help="Comma-separated models it serves (clients' names); midjourney-proxy: all MJ if empty."
+            help="Comma-separated models it serves (clients' names); if empty, midjourney-proxy: all MJ, "
+            "videos: OpenAI's video models."
         ),
     ] = "",
     type: Annotated[str, typer.Option("--type", help=f"One of: {', '.join(CHANNEL_TYPES)}.")] = "openai",

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from aitre.adapters import bfl_models
+from aitre.video import models as video_models
 
 CHAT_MODELS = (
     "gpt-4o-mini",
@@ -15,11 +16,12 @@ CHAT_MODELS = (
 )
 # Chat models whose answer is an image (markdown + OpenRouter-style `message.images`).
 CHAT_IMAGE_MODELS = ("gemini-2.5-flash-image-preview", "gemini-2.5-flash-image", "gpt-4o-image", "gpt-4o-all")
-# OpenAI's video models (`/v1/videos`).
-VIDEO_MODELS = ("sora-2", "sora-2-pro", "sora-2-2025-10-06", "sora-2-pro-2025-10-06", "sora-2-2025-12-08")
+# OpenAI's video models (`/v1/videos`): the gateway runs them as video tasks on this simulator.
+VIDEO_MODELS = video_models.SORA_MODELS
 # Relays' Sora by chat: a video of the prompt (orientation and length in the name; portrait and
-# 10 s by default), and watermark removal. These and the video models are left out of
-# `all_models()` until the gateway routes them.
+# 10 s by default), and watermark removal. Left out of `all_models()`: the gateway's simulator
+# channel runs videos through `/v1/videos`, which makes none of their lengths (10 s, 15 s); a
+# `chat-video` channel pointed at the simulator serves them (docs/video-chat.md).
 VIDEO_REMOVER_MODELS = ("sora_remover",)
 CHAT_VIDEO_MODELS = (
     "sora_video2",
@@ -63,5 +65,6 @@ def all_models() -> list[str]:
         IMAGE_MODELS,
         SPEECH_MODELS,
         TRANSCRIPTION_MODELS,
+        VIDEO_MODELS,
     )
     return list(dict.fromkeys(m for group in groups for m in group))

@@ -13,6 +13,7 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import AsyncIterator, Callable
+from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import text, update
@@ -66,7 +67,7 @@ class TaskEngine:
         self._watchers: dict[str, set[asyncio.Event]] = {}
         self.claimer = Claimer(db, s.is_sqlite, s.task_lease_seconds)
         self.recorder = Recorder(db, registry, state.media, s, self._changed)
-        self.ender = Ender(db, state.accountant.bank, self.recorder)
+        self.ender = Ender(db, state.accountant.bank, self.recorder, state.metrics)
         self.routes = Routes(state.catalog, state.health, registry)
         ctx = TaskContext(state, s, state.upstream, state.fetcher, state.media, log)
         self.runner = Runner(ctx, db, registry, self.routes, self.recorder, self.ender, self._due)
@@ -80,7 +81,7 @@ class TaskEngine:
             s.task_idle_check_seconds,
             max(1, s.task_claim_batch),
         )
-        self.deliverer = Deliverer(db, state.box, state.fetcher, self.claimer, s, self._owner)
+        self.deliverer = Deliverer(db, state.box, state.fetcher, self.claimer, s, self._owner, state.metrics)
         self.notifier: Pump[Any] = Pump(
             "notify-worker",
             self._may_claim,
@@ -287,7 +288,9 @@ class TaskEngine:
     async def get(self, task_id: str, user_id: int | None = None) -> TaskView | None:
         async with self._db.read() as session:
             task = await repo.get(session, task_id)
-        return task if task is not None and (user_id is None or task.user_id == user_id) else None
+        if task is None or (user_id is not None and (task.user_id != user_id or task.deleted_at is not None)):
+            return None
+        return task
 
     async def get_many(self, task_ids: list[str], user_id: int | None = None) -> list[TaskView]:
         async with self._db.read() as session:
@@ -295,7 +298,8 @@ class TaskEngine:
         return [
             t
             for i in task_ids
-            if (t := found.get(i)) is not None and (user_id is None or t.user_id == user_id)
+            if (t := found.get(i)) is not None
+            and (user_id is None or (t.user_id == user_id and t.deleted_at is None))
         ]
 
     async def list_tasks(
@@ -303,6 +307,12 @@ class TaskEngine:
     ) -> tuple[list[TaskView], int]:
         async with self._db.read() as session:
             return await repo.page(session, filters, page, per_page)
+
+    async def seek(
+        self, filters: TaskFilter, after: TaskView | None, limit: int, ascending: bool = False
+    ) -> tuple[list[TaskView], bool]:
+        async with self._db.read() as session:
+            return await repo.seek(session, filters, after, limit, ascending)
 
     async def _take(
         self,
@@ -331,6 +341,23 @@ class TaskEngine:
 
     async def cancel(self, task_id: str, user_id: int | None = None) -> TaskView:
         return await self._take(task_id, user_id, lambda task: cancelled(), "cancelled", None)
+
+    async def delete(self, task_id: str, user_id: int | None = None) -> TaskView:
+        task = await self.get(task_id, user_id)
+        if task is None or task.deleted_at is not None:  # (an owner's get hides it already)
+            raise ApiError(404, f"No task {task_id}.", code="not_found")
+        if not task.done:
+            try:
+                task = await self.cancel(task_id, user_id)
+            except ApiError as exc:
+                if exc.code != "task_finished":  # it ended meanwhile: deleted all the same
+                    raise
+        at = now_ms()
+        async with self._db.write() as session:
+            if not await repo.mark_deleted(session, task_id, at):
+                raise ApiError(404, f"No task {task_id}.", code="not_found")  # a concurrent delete won
+        current = await self.get(task_id)
+        return current if current is not None else replace(task, deleted_at=at)
 
     async def resume(self, task_id: str, patch: dict[str, Any], user_id: int | None = None) -> TaskView:
         def change(task: TaskView) -> dict[str, Any]:

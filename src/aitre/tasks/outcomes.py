@@ -28,6 +28,7 @@ from aitre.tasks.protocol import (
     Polled,
     TaskContext,
     TaskProtocol,
+    TaskRefused,
     TaskView,
 )
 from aitre.tasks.routing import NoRoute, Routes
@@ -142,6 +143,9 @@ class Outcomes:
         try:
             async with self._calls:
                 stored = await protocol.fetch_result(self.ctx, channel, done)
+        except TaskRefused as refused:  # the result can never be kept (too large): no use trying again
+            await self.fail(owner, task, refused.message, refused.code)
+            return
         except Exception as exc:
             log.warning("task %s: keeping its result failed (%s); trying again", task.id, exc)
             await self.release(

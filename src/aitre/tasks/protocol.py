@@ -85,6 +85,7 @@ class TaskView:
     notify_seq: int = 0
     billed_at: int | None = None
     channel_pinned: bool = False  # runs on `channel_id` only (TaskSpec.channel_id)
+    deleted_at: int | None = None  # its owner deleted it (`TaskService.delete`): hidden from them
 
     @property
     def done(self) -> bool:
@@ -247,8 +248,9 @@ class TaskProtocol(Protocol):
 
     async def fetch_result(self, ctx: TaskContext, channel: ChannelInfo, task: TaskView) -> list[StoredMedia]:
         """Download the finished task's files into the media store at once (upstream links
-        expire). `task.result` is the merged result of the final poll. An exception: tried
-        again on the next round (until the deadline)."""
+        expire). `task.result` is the merged result of the final poll. `TaskRefused`: they can
+        never be kept (the task fails, refunded); any other exception: tried again on the next
+        round (until the deadline)."""
         ...
 
     async def cancel(self, ctx: TaskContext, channel: ChannelInfo, task: TaskView) -> None:
@@ -269,6 +271,7 @@ class TaskFilter:
     action: str | None = None
     since: int | None = None  # created_at >= since (ms)
     until: int | None = None  # created_at < until (ms)
+    deleted: bool | None = None  # True: only deleted tasks; False: none of them; None: both
 
 
 @dataclass(frozen=True, slots=True)
@@ -299,11 +302,13 @@ class TaskService(Protocol):
         ...
 
     async def get(self, task_id: str, user_id: int | None = None) -> TaskView | None:
-        """The task, if it exists and (unless `user_id` is None: an admin) belongs to `user_id`."""
+        """The task, if it exists and (unless `user_id` is None: an admin) belongs to `user_id`
+        and was not deleted by them."""
         ...
 
     async def get_many(self, task_ids: list[str], user_id: int | None = None) -> list[TaskView]:
-        """Several tasks by id, in the order asked, skipping unknown ones and others' ones."""
+        """Several tasks by id, in the order asked, skipping unknown ones and others' ones (and,
+        for a user, deleted ones)."""
         ...
 
     async def list_tasks(
@@ -312,9 +317,23 @@ class TaskService(Protocol):
         """Tasks matching `filters`, newest first, and how many match in all."""
         ...
 
+    async def seek(
+        self, filters: TaskFilter, after: TaskView | None, limit: int, ascending: bool = False
+    ) -> tuple[list[TaskView], bool]:
+        """Up to `limit` tasks matching `filters` that come after `after` (a cursor: a task of
+        the last page) in creation order, newest first unless `ascending`, and whether more
+        follow. Stable while tasks are added, unlike page numbers."""
+        ...
+
     async def cancel(self, task_id: str, user_id: int | None = None) -> TaskView:
         """End an open task as cancelled (refunded; the upstream asked to stop). 404 when it is not
         found (or not the caller's), 409 `task_finished` when it had already ended."""
+        ...
+
+    async def delete(self, task_id: str, user_id: int | None = None) -> TaskView:
+        """Its owner deletes the task: cancelled first if it is open, then marked deleted
+        (`deleted_at`; the row and its books stay, for the operator). Its media are the kind's to
+        remove. 404 when it is not found, not the caller's, or deleted already."""
         ...
 
     async def resume(self, task_id: str, patch: dict[str, Any], user_id: int | None = None) -> TaskView:

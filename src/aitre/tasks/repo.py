@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any, cast
 
-from sqlalchemy import Table, bindparam, func, select, update
+from sqlalchemy import Table, bindparam, func, select, tuple_, update
 from sqlalchemy.engine import Row
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -59,6 +59,7 @@ def view(row: Row[Any] | Mapping[str, Any]) -> TaskView:
         notify_seq=m["notify_seq"],
         billed_at=m["billed_at"],
         channel_pinned=bool(m["channel_pinned"]),
+        deleted_at=m["deleted_at"],
     )
 
 
@@ -107,6 +108,8 @@ def _where(filt: TaskFilter) -> list[Any]:
         conds.append(T.c.created_at >= filt.since)
     if filt.until is not None:
         conds.append(T.c.created_at < filt.until)
+    if filt.deleted is not None:
+        conds.append(T.c.deleted_at.is_not(None) if filt.deleted else T.c.deleted_at.is_(None))
     return conds
 
 
@@ -123,6 +126,29 @@ async def page(
         .offset((number - 1) * per_page)
     )
     return [view(r) for r in rows], int(total or 0)
+
+
+async def seek(
+    session: AsyncSession, filt: TaskFilter, after: TaskView | None, limit: int, ascending: bool
+) -> tuple[list[TaskView], bool]:
+    """Keyset paging on (created_at, id): one more row than asked tells whether more follow."""
+    conds = _where(filt)
+    if after is not None:
+        key = (T.c.created_at, T.c.id)
+        mark = (after.created_at, after.id)
+        conds.append(tuple_(*key) > tuple_(*mark) if ascending else tuple_(*key) < tuple_(*mark))
+    order = (T.c.created_at.asc(), T.c.id.asc()) if ascending else (T.c.created_at.desc(), T.c.id.desc())
+    rows = await session.execute(select(T).where(*conds).order_by(*order).limit(limit + 1))
+    found = [view(r) for r in rows]
+    return found[:limit], len(found) > limit
+
+
+async def mark_deleted(session: AsyncSession, task_id: str, at: int) -> bool:
+    """Not a change of the task (no version, no history, no hook): its owner stops seeing it."""
+    result = await session.execute(
+        update(T).where(T.c.id == task_id, T.c.deleted_at.is_(None)).values(deleted_at=at)
+    )
+    return bool(result.rowcount == 1)  # type: ignore[attr-defined]
 
 
 async def write(

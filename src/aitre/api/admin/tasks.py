@@ -37,6 +37,7 @@ class TaskOut(BaseModel):
     reserved: int = Field(description="Units held when the task was created.")
     cost: int = Field(description="Units charged when it ended (0 for failures).")
     billed_at: int | None = Field(description=f"When its books closed ({MS}).")
+    deleted_at: int | None = Field(None, description=f"When its owner deleted it ({MS}): hidden from them.")
     parent_id: str | None
     notify_hook: str | None
     created_at: int
@@ -44,6 +45,9 @@ class TaskOut(BaseModel):
     finished_at: int | None
     updated_at: int
     deadline_at: int
+    media: list[dict[str, Any]] = Field(
+        description="Files kept in the media store (`/media/{name}`): name, content_type, size."
+    )
 
     @classmethod
     def of(cls, task: TaskView) -> TaskOut:
@@ -72,7 +76,6 @@ class DeliveryOut(BaseModel):
 class TaskDetail(TaskOut):
     request: dict[str, Any]
     result: dict[str, Any]
-    media: list[dict[str, Any]]
     history: list[dict[str, Any]]
     client_state: str | None
     deliveries: list[DeliveryOut]

@@ -46,7 +46,7 @@ async def list_tasks(
     with domain_errors():
         if status is not None and status not in (*STATUSES, "open"):
             raise ValueError(f"status must be one of {', '.join(STATUSES)}, or open")
-    filt = TaskFilter(user_id=caller.user_id, kind=kind or None, status=status or None)
+    filt = TaskFilter(deleted=False, user_id=caller.user_id, kind=kind or None, status=status or None)
     tasks, total = await state.tasks.list_tasks(filt, page.page, page.per_page)
     return page.of([_shown(state, t) for t in tasks], total)
 
