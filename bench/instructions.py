@@ -83,6 +83,7 @@ def main() -> None:
         f"AITRE_PROBE_INTERVAL_SECONDS={defaults.probe_interval_seconds * args.slowdown:g}",
         f"AITRE_INSTANCE_HEARTBEAT_SECONDS={defaults.instance_heartbeat_seconds * args.slowdown:g}",
         f"AITRE_INSTANCE_DEAD_SECONDS={defaults.instance_dead_seconds * args.slowdown:g}",
+        f"AITRE_METRICS_FLUSH_SECONDS={defaults.metrics_flush_seconds * args.slowdown:g}",
     ]
     if shutil.which("valgrind") is None:
         raise SystemExit("valgrind is not installed (apt-get install -y valgrind)")

@@ -38,15 +38,20 @@ from aitre.channels.ops import ChannelOps
 from aitre.chattask.render import register as register_chat_tasks
 from aitre.config import Settings
 from aitre.media.fetch import MediaFetcher
-from aitre.media.store import LocalMediaStore
+from aitre.media.store import open_media_store
+from aitre.observe import scrape
+from aitre.observe.guard import ScrapeGuard
+from aitre.observe.logs import LogPipe, SecretMask
+from aitre.observe.metrics import Metrics
 from aitre.relay.upstream import Upstream
 from aitre.remover.protocol import register as register_local_remover
+from aitre.runtime_settings import RuntimeSettings
 from aitre.secrets import SecretBox, load_or_create_key
 from aitre.security.forwarded import ForwardedFor
 from aitre.security.ssrf import AddressPolicy
 from aitre.state import AppState
 from aitre.store.db import make_engine, make_sessionmaker
-from aitre.store.migrate import upgrade_to_head
+from aitre.store.migrate import lock_schema, upgrade_to_head
 from aitre.tasks.engine import TaskEngine
 from aitre.tasks.registry import TaskRegistry, build_task_registry
 from aitre.tokenizer import Tokenizer
@@ -65,6 +70,7 @@ async def prepare_database(settings: Settings) -> FirstKeys | None:
             return None
         sessions = make_sessionmaker(engine)
         async with sessions() as session, session.begin():
+            await lock_schema(await session.connection())  # one first start, however many begin at once
             keys = await bootstrap_if_empty(
                 session, box, with_simulator=settings.simulator_enabled, quota=settings.bootstrap_quota
             )
@@ -91,6 +97,7 @@ def _fast_routes() -> dict[tuple[str, str], Handler]:
         ("GET", "/v1/videos"): videos.list_videos,
         ("GET", "/healthz"): health.healthz,
         ("GET", "/readyz"): health.readyz,
+        ("GET", "/metrics"): scrape.metrics,
         **mj_routes(),
     }
     return routes
@@ -141,7 +148,13 @@ def create_app(settings: Settings | None = None) -> Gateway:
     async def lifespan() -> AsyncIterator[AppState]:
         keys = await prepare_database(settings)
         if keys is not None:
-            log.warning("first start: admin key %s, user key %s", keys.admin_key, keys.user_key)
+            # Never the keys themselves: logs are masked (and kept, and shipped). `aitre serve`
+            # shows them once on the console.
+            where = settings.data_dir / "initial-keys.env" if settings.write_initial_keys else None
+            log.warning(
+                "first start: an admin key and a user key were made; %s",
+                f"they are in {where}" if where else "make another admin key with `aitre token create`",
+            )
         state = await _start_state(settings, registry)
         if sim_app is not None:
             sim_app.state.sim.tokenizer = state.tokenizer
@@ -183,11 +196,26 @@ def create_app(settings: Settings | None = None) -> Gateway:
 
 
 async def _start_state(settings: Settings, registry: TaskRegistry) -> AppState:
+    # First: what goes wrong from here on is logged off the loop, secrets masked.
+    mask = SecretMask()
+    logs = LogPipe(mask)
+    logs.install()
     box = SecretBox(load_or_create_key(settings.secret_key, settings.data_dir))
     engine = make_engine(settings.resolved_database_url())
     sessions = make_sessionmaker(engine)
     catalog = Catalog(sessions, box, settings.cache_refresh_seconds, settings.internal_url() + "/sim")
+
+    async def know_secrets() -> None:
+        channels = [c.secret for c in catalog.router.channels]
+        mask.know([*channels, settings.metrics_token, settings.task_notify_secret, settings.secret_key])
+
     await catalog.reload()
+    # The operator's run-time overrides, before anything reads the settings; again on every change.
+    runtime = RuntimeSettings(settings, sessions)
+    await runtime.load()
+    catalog.on_change.append(runtime.load)
+    await know_secrets()
+    catalog.on_change.append(know_secrets)  # after the overrides: one may be a secret
     catalog.start()
     # One journal folder per process (named by its instance); with several workers the parent
     # recovered the data folder's earlier processes before starting them (`aitre.server`).
@@ -221,6 +249,9 @@ async def _start_state(settings: Settings, registry: TaskRegistry) -> AppState:
     books.start()
     recorder = UsageRecorder(books)
     bank, limiter = _choose_bank(settings, sessions, books, several)
+    prepare = getattr(bank, "prepare", None)  # Redis: learn its generation before owing it anything
+    if prepare is not None:
+        await prepare(await instance.others_alive())
     bank.absorb(recovered)  # refunds made on start reach balances kept outside the database
     instance.start(books.lock, bank.absorb)
     catalog.on_change.append(bank.reload)
@@ -235,6 +266,13 @@ async def _start_state(settings: Settings, registry: TaskRegistry) -> AppState:
         base_cooldown=settings.breaker_cooldown_seconds,
         max_cooldown=settings.breaker_max_cooldown_seconds,
     )
+    cluster = None
+    if settings.redis_url:
+        from aitre.billing.redis_bank import namespace
+        from aitre.cluster import Cluster
+
+        cluster = Cluster(settings.redis_url, namespace(settings.resolved_database_url()), catalog, health)
+        cluster.start()
     state = AppState(
         settings=settings,
         engine=engine,
@@ -248,7 +286,7 @@ async def _start_state(settings: Settings, registry: TaskRegistry) -> AppState:
         tokenizer=tokenizer,
         adapters=build_registry(),
         accountant=Accountant(bank, catalog.prices, limiter, tokenizer, settings),
-        media=LocalMediaStore(settings.resolved_media_dir(), settings.resolved_public_url()),
+        media=await open_media_store(settings),
         fetcher=MediaFetcher(
             AddressPolicy(settings.fetch_allow_private, settings.fetch_allowed_cidrs),
             max_bytes=settings.fetch_max_bytes,
@@ -257,7 +295,13 @@ async def _start_state(settings: Settings, registry: TaskRegistry) -> AppState:
         health=health,
         channel_ops=ChannelOps(sessions, health),
         forwarded=ForwardedFor(settings.forwarded_allow_ips),
+        metrics=Metrics(lambda: scrape.sample_gauges(state), settings.metrics_flush_seconds),
+        scrape_guard=ScrapeGuard(settings.metrics_token, settings.metrics_allow_ips),
+        logs=logs,
+        runtime=runtime,
+        cluster=cluster,
     )
+    state.metrics.start()
     state.channel_ops.start(state)
     state.tasks = TaskEngine(state, registry)
     await state.tasks.start()
@@ -277,9 +321,13 @@ def _choose_bank(
         from aitre.billing.redis_limits import RedisRateLimiter
 
         balances = RedisBalances(
-            settings.redis_url, settings.resolved_database_url(), settings.redis_max_connections
+            settings.redis_url,
+            settings.resolved_database_url(),
+            settings.redis_max_connections,
+            settings.redis_reseed_seconds,
         )
-        return RedisBank(sessions, books, balances), RedisRateLimiter(balances.redis, balances.ns)
+        bank = RedisBank(sessions, books, balances, settings.key_max_inflight)
+        return bank, RedisRateLimiter(balances.redis, balances.ns)
     if settings.is_sqlite:
         log.warning(
             "several workers on SQLite without AITRE_REDIS_URL: every request reserves in the database "
@@ -296,6 +344,8 @@ def _choose_bank(
 async def _stop_state(state: AppState) -> None:
     await state.tasks.stop()  # first: ending a task uses the bank and the books
     await state.channel_ops.stop()
+    if state.cluster is not None:
+        await state.cluster.stop()
     await state.catalog.stop()
     await state.instance.stop()
     if await state.books.stop():
@@ -311,4 +361,7 @@ async def _stop_state(state: AppState) -> None:
         await closer()
     await state.upstream.close()
     await state.fetcher.close()
+    await state.media.close()
     await state.engine.dispose()
+    await state.metrics.stop()  # last: the requests and tasks that ended above are counted
+    state.logs.uninstall()

@@ -1,4 +1,9 @@
-"""The in-memory view of keys and channels, kept fresh by watching the catalog version."""
+"""The in-memory view of keys and channels, kept fresh by watching the catalog version.
+
+A process that commits a change reloads at once and `announce`s it; with Redis the other
+instances hear of it over pub/sub (`cluster`) and reload within a moment. Polling the version
+row stays as the fallback (and the only way without Redis).
+"""
 
 from __future__ import annotations
 
@@ -34,6 +39,7 @@ class Catalog:
         self.router = ChannelRouter()
         self.prices = PriceBook()
         self.on_change: list[Callable[[], Awaitable[None]]] = []
+        self.announcers: list[Callable[[], Awaitable[None]]] = []
         self.version = -1
         self._task: asyncio.Task[None] | None = None
 
@@ -59,6 +65,12 @@ class Catalog:
             return False
         await self.reload()
         return True
+
+    async def announce(self) -> None:
+        """This process committed a change: reload now, and tell the other instances."""
+        await self.refresh_if_changed()
+        for announcer in self.announcers:
+            await announcer()
 
     def start(self) -> None:
         failed = "catalog refresh failed; keeping the current view"

@@ -42,13 +42,43 @@ class Settings(BaseSettings):
         description="Connections each process keeps to Redis at most; beyond that, callers wait for one "
         "(up to 20 s) rather than fail.",
     )
+    redis_reseed_seconds: float = Field(
+        3.0,
+        description="When Redis comes back without the balances (restarted without persistence, "
+        "flushed), how long to wait before loading them again from the database, so that every "
+        "instance's books have reached it; requests get 503 meanwhile. Keep it above `flush_seconds`.",
+    )
     secret_key: str = Field(
         "",
         description="Fernet key that encrypts upstream secrets at rest. Default: generated once into "
         "`<data_dir>/secret.key`.",
     )
     log_level: str = Field("info", description="Log level: debug, info, warning, error.")
-    access_log: bool = Field(False, description="Write one access-log line per request (uvicorn).")
+    log_format: Literal["text", "json"] = Field(
+        "text",
+        description="`text`: one readable line per record; `json`: one JSON object per line (time, "
+        "level, logger, message, and the request's fields on access lines). Secrets are masked in both.",
+    )
+    access_log: bool = Field(
+        False,
+        description="Write one access line per request (the relay, MJ, media, health routes): request "
+        "id, route, model, channel, status, latency, overhead, tokens, cost.",
+    )
+    metrics_token: str = Field(
+        "",
+        description="Bearer token a scrape of `/metrics` must send. `/metrics` answers 404 while this "
+        "and `AITRE_METRICS_ALLOW_IPS` are both empty.",
+    )
+    metrics_flush_seconds: float = Field(
+        1.0,
+        description="How often each process hands its counts to the shared metrics files: another "
+        "worker's requests show in a scrape within this long.",
+    )
+    metrics_allow_ips: Annotated[list[str], NoDecode] = Field(
+        [],
+        description="Addresses or CIDRs (comma-separated) that may scrape `/metrics` (behind a trusted "
+        "proxy: the forwarded client address). With `AITRE_METRICS_TOKEN` too, both are required.",
+    )
     forwarded_allow_ips: Annotated[list[str], NoDecode] = Field(
         ["127.0.0.1", "::1"],
         description="Proxies (addresses or CIDRs, comma-separated; `*` for any) whose X-Forwarded-For "
@@ -75,7 +105,8 @@ class Settings(BaseSettings):
     key_max_inflight: int = Field(
         128,
         description="Requests one API key may have in flight in each process (a stream until it ends); "
-        "beyond it 429 `too_many_concurrent_requests`. 0: no cap.",
+        "with Redis, also across every process and instance (from reservation to settlement). Beyond "
+        "it 429 `too_many_concurrent_requests`. 0: no cap.",
     )
     api_max_body_bytes: int = Field(
         1024 * 1024,
@@ -91,7 +122,39 @@ class Settings(BaseSettings):
         "`/redoc`); off: they answer 404.",
     )
     cache_refresh_seconds: float = Field(
-        2.0, description="How often the gateway checks whether keys/channels changed in the database."
+        2.0,
+        description="How often the gateway checks whether keys/channels changed in the database. With "
+        "Redis, changes made by another instance or the CLI arrive at once over pub/sub; this poll is the "
+        "fallback.",
+    )
+
+    # --- web console ----------------------------------------------------------------------------
+    console_enabled: bool = Field(
+        True, description="Serve the web console (admin and user pages) at `/`; off: its pages answer 404."
+    )
+    console_idle_minutes: float = Field(
+        30.0, description="A console session unused for this long is signed out (run-time setting)."
+    )
+    console_session_hours: float = Field(
+        12.0, description="A console session ends this long after sign-in, however busy it is."
+    )
+    console_cookie_secure: Literal["auto", "always", "never"] = Field(
+        "auto",
+        description="Mark the console's cookies `Secure`: `auto` when the request came over HTTPS (or a "
+        "proxy in `AITRE_FORWARDED_ALLOW_IPS` says so with X-Forwarded-Proto), `always`, or `never`.",
+    )
+    console_max_failures_per_ip: int = Field(
+        20,
+        description="Failed console sign-ins one client address may make per window; then its sign-ins "
+        "are refused (429) until the window ends (run-time setting).",
+    )
+    console_max_failures_per_user: int = Field(
+        5,
+        description="Failed password sign-ins for one user per window; then that user's password "
+        "sign-ins are refused until the window ends (signing in with a key still works; run-time setting).",
+    )
+    console_failure_window_minutes: float = Field(
+        15.0, description="The window the failed sign-ins are counted in (run-time setting)."
     )
 
     # --- first start --------------------------------------------------------------------------
@@ -168,6 +231,44 @@ class Settings(BaseSettings):
     )
     media_retention_days: float = Field(
         30.0, description="Media older than this is deleted (0 keeps it forever)."
+    )
+    media_backend: Literal["local", "s3"] = Field(
+        "local",
+        description="Where media is kept: `local` (`media_dir`, one machine) or `s3` (an S3-compatible "
+        "bucket every instance shares; needs `pip install 'aitre[s3]'`).",
+    )
+    media_s3_bucket: str = Field("", description="S3 backend: the bucket (it must exist).")
+    media_s3_endpoint: str = Field(
+        "",
+        description="S3 backend: the endpoint URL (MinIO, R2, Ceph...). Empty: AWS S3 in `media_s3_region`.",
+    )
+    media_s3_region: str = Field("us-east-1", description="S3 backend: the bucket's region.")
+    media_s3_access_key: str = Field(
+        "",
+        description="S3 backend: access key id. Empty: botocore's usual chain (AWS_* environment, "
+        "profile, instance role).",
+    )
+    media_s3_secret_key: str = Field("", description="S3 backend: secret access key.")
+    media_s3_prefix: str = Field(
+        "", description="S3 backend: prefix of the object keys (e.g. `media/`), to share a bucket."
+    )
+    media_s3_addressing_style: Literal["auto", "path", "virtual"] = Field(
+        "auto",
+        description="S3 backend: `path` (`endpoint/bucket/key`), `virtual` (`bucket.endpoint/key`), or "
+        "`auto`: path-style when an endpoint is set, virtual-hosted for AWS.",
+    )
+    media_s3_redirect: bool = Field(
+        False,
+        description="S3 backend: answer `/media/<name>` with a 302 to a presigned URL, so the bytes go "
+        "from the bucket to the client; off: the gateway streams them (Range included).",
+    )
+    media_s3_presign_seconds: int = Field(
+        3600, description="S3 backend: how long a presigned redirect stays valid."
+    )
+    media_s3_public_endpoint: str = Field(
+        "",
+        description="S3 backend: the endpoint clients reach, when it differs from `media_s3_endpoint` "
+        "(presigned links are made for it). Empty: `media_s3_endpoint`.",
     )
     rehost_images: bool = Field(
         True, description="Copy images that upstreams return as (expiring) URLs into the media store."
@@ -433,6 +534,7 @@ class Settings(BaseSettings):
         "image_chat_models",
         "fetch_allowed_cidrs",
         "forwarded_allow_ips",
+        "metrics_allow_ips",
         "task_plugins",
         "chat_remover_models",
         mode="before",

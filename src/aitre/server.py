@@ -20,6 +20,8 @@ import uvicorn
 from uvicorn.supervisors import Multiprocess
 
 from aitre.config import Settings
+from aitre.observe.logs import log_config
+from aitre.observe.metrics_dir import prepare_multiprocess_dir
 from aitre.server_protocol import GatewayConfig, GatewayHttpProtocol
 
 log = logging.getLogger("aitre")
@@ -108,6 +110,10 @@ async def _apply_to_redis(s: Settings, changes: list[dict[str, Any]]) -> None:
 
 def main() -> None:
     s = Settings()
+    # Before anything imports prometheus-client (it picks how values are kept on import), and
+    # before the workers start (they inherit the environment): every process of this server
+    # keeps its metrics in this folder, and a scrape of any of them sums the folder.
+    prepare_multiprocess_dir(s.data_dir / "prometheus")
     if s.workers > 1:
         asyncio.run(_recover_journals(s))
     _exit_cleanly_on_signals()
@@ -131,8 +137,9 @@ def main() -> None:
         workers=s.workers if s.workers > 1 else None,
         loop="uvloop",
         http=GatewayHttpProtocol,
+        log_config=log_config(s.log_level, s.log_format),
         log_level=s.log_level,
-        access_log=s.access_log,
+        access_log=False,  # the front door writes its own access lines (AITRE_ACCESS_LOG)
         server_header=False,
         proxy_headers=False,  # the gateway reads X-Forwarded-For itself, when needed (security/forwarded.py)
         timeout_graceful_shutdown=int(s.shutdown_grace_seconds),

@@ -18,10 +18,15 @@ from aitre.catalog import Catalog
 from aitre.channels.health import ChannelHealth
 from aitre.channels.model import ChannelInfo
 from aitre.channels.ops import ChannelOps
+from aitre.cluster import Cluster
 from aitre.config import Settings
 from aitre.media.fetch import MediaFetcher
 from aitre.media.store import MediaStore
+from aitre.observe.guard import ScrapeGuard
+from aitre.observe.logs import LogPipe
+from aitre.observe.metrics import Metrics
 from aitre.relay.upstream import Upstream
+from aitre.runtime_settings import RuntimeSettings
 from aitre.secrets import SecretBox
 from aitre.security.forwarded import ForwardedFor
 from aitre.tasks.engine import TaskEngine
@@ -47,6 +52,11 @@ class AppState:
     health: ChannelHealth
     channel_ops: ChannelOps
     forwarded: ForwardedFor
+    metrics: Metrics
+    scrape_guard: ScrapeGuard
+    logs: LogPipe
+    runtime: RuntimeSettings
+    cluster: Cluster | None = None  # with Redis: what the instances tell each other
     tasks: TaskEngine = field(init=False)  # made once the rest exists (it runs on all of it)
 
     def adapter_for(self, channel: ChannelInfo) -> Adapter:

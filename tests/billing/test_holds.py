@@ -74,6 +74,7 @@ async def start(kind: str, url: str, folder: Path, dead_seconds: float = 60.0) -
     else:
         balances = RedisBalances(REDIS_URL, url)
         bank = RedisBank(sessions, books, balances)
+        await bank.prepare(await instance.others_alive())
     bank.absorb(recovered)
     return Process(engine, sessions, instance, books, bank, balances)
 

@@ -245,6 +245,11 @@ class Gateway:
         return result
 
     def sql(self, query: str, params: tuple[Any, ...] = ()) -> list[sqlite3.Row]:
+        """Rows of a query on this gateway's database (SQLite, or PostgreSQL when it runs on one:
+        `?` placeholders either way; rows are read by column name)."""
+        url = self.env.get("AITRE_DATABASE_URL", "")
+        if url.startswith("postgresql"):
+            return _pg_query(url, query, params)
         conn = sqlite3.connect(self.data_dir / "aitre.db", timeout=30)
         conn.row_factory = sqlite3.Row
         try:
@@ -267,6 +272,27 @@ class Gateway:
 
     def add_channel(self, name: str, base_url: str, models: str, *extra: str) -> None:
         self.cli("channel", "add", name, "--base-url", base_url, "--models", models, *extra)
+
+
+def _pg_query(url: str, query: str, params: tuple[Any, ...]) -> Any:
+    import asyncio
+    import re
+    from concurrent.futures import ThreadPoolExecutor
+
+    import asyncpg
+
+    numbered = iter(range(1, len(params) + 1))
+    text = re.sub(r"\?", lambda _: f"${next(numbered)}", query)
+
+    async def run() -> list[Any]:
+        conn = await asyncpg.connect(url.replace("postgresql+asyncpg://", "postgresql://"))
+        try:
+            return list(await conn.fetch(text, *params))
+        finally:
+            await conn.close()
+
+    with ThreadPoolExecutor(1) as pool:  # callable from async tests too: a loop of its own
+        return pool.submit(asyncio.run, run()).result()
 
 
 @contextlib.contextmanager

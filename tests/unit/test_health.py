@@ -51,3 +51,34 @@ def test_memory_is_bounded_by_time_not_by_requests() -> None:
     assert 59_000 <= snap["requests_60s"] <= 61_000
     state = h._states[1]
     assert len(state.buckets) <= 61 and len(state.latencies) <= 256
+
+
+def test_decisions_are_told_on_and_remote_ones_applied_without_echo() -> None:
+    """What `cluster.health` shares: a trip and a reset are told on once each; a cooldown
+    learnt from another instance routes around the channel here and doubles the next trip,
+    without being told on again; a burst of Retry-After makes one message."""
+    now = [0.0]
+    told: list[tuple[str, int, float, int]] = []
+    h = ChannelHealth(failure_threshold=2, base_cooldown=10, max_cooldown=100, clock=lambda: now[0])
+    h.on_cool = lambda ch, s, trips, err: told.append(("cool", ch, s, trips))
+    h.on_reset = lambda ch: told.append(("reset", ch, 0.0, 0))
+    h.failure(1, 1.0, "x")
+    h.failure(1, 1.0, "x")
+    assert told == [("cool", 1, 10.0, 1)]
+    h.reset(1)
+    assert told[-1] == ("reset", 1, 0.0, 0)
+    told.clear()
+    h.cool_remote(2, 20.0, 2, "seen elsewhere")
+    assert told == [] and not h.available(2)
+    assert h.snapshot(2)["last_error"] == "seen elsewhere"
+    now[0] += 20.1
+    assert h.available(2)
+    h.failure(2, 1.0, "x")
+    h.failure(2, 1.0, "x")
+    assert told == [("cool", 2, 40.0, 3)]  # the remote trips count: 10 × 2² s
+    told.clear()
+    for _ in range(5):
+        h.cool_for(3, 30.0, "429")
+    assert told == [("cool", 3, 30.0, 0)]
+    h.reset_remote(2)
+    assert told == [("cool", 3, 30.0, 0)] and h.available(2)

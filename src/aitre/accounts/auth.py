@@ -82,19 +82,24 @@ class KeyCache:
         token, user = row
         if not token.enabled or not user.enabled:
             return None
-        return Caller(
-            token_id=token.id,
-            token_name=token.name,
-            user_id=user.id,
-            username=user.username,
-            role=user.role,
-            group=user.group_name,
-            expires_at=token.expires_at,
-            allowed_models=frozenset(token.allowed_models) if token.allowed_models else None,
-            allowed_ips=tuple(ip_network(c, strict=False) for c in token.allowed_ips)
-            if token.allowed_ips
-            else None,
-            rpm=token.rpm or 0,
-            tpm=token.tpm or 0,
-            model_mapping=dict(token.model_mapping or {}),
-        )
+        return caller_for(token, user)
+
+
+def caller_for(token: Token, user: User) -> Caller:
+    """The caller a key row and its user's row stand for (their status is the caller's to check)."""
+    return Caller(
+        token_id=token.id,
+        token_name=token.name,
+        user_id=user.id,
+        username=user.username,
+        role=user.role,
+        group=user.group_name,
+        expires_at=token.expires_at,
+        allowed_models=frozenset(token.allowed_models) if token.allowed_models else None,
+        allowed_ips=tuple(ip_network(c, strict=False) for c in token.allowed_ips)
+        if token.allowed_ips
+        else None,
+        rpm=token.rpm or 0,
+        tpm=token.tpm or 0,
+        model_mapping=dict(token.model_mapping or {}),
+    )

@@ -46,7 +46,10 @@ class OpenAICompatAdapter:
 
     def build(self, channel: ChannelInfo, job: RelayJob) -> UpstreamRequest:
         # `openai_wire.headers`, inline: this runs on every forwarded request.
-        headers = {"Accept": "application/json, text/event-stream, */*", "X-Request-Id": job.request_id}
+        headers = {
+            "Accept": "application/json, text/event-stream, */*",
+            "X-Request-Id": job.trace_id or job.request_id,
+        }
         if channel.secret:
             headers["Authorization"] = f"Bearer {channel.secret}"
         url = channel.api_base() + job.path

@@ -19,7 +19,10 @@ if TYPE_CHECKING:
 
 
 def headers(channel: ChannelInfo, job: RelayJob) -> dict[str, str]:
-    found = {"Accept": "application/json, text/event-stream, */*", "X-Request-Id": job.request_id}
+    found = {
+        "Accept": "application/json, text/event-stream, */*",
+        "X-Request-Id": job.trace_id or job.request_id,
+    }
     if channel.secret:
         found["Authorization"] = f"Bearer {channel.secret}"
     return found

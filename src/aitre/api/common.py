@@ -165,10 +165,11 @@ def valid_model(model: object) -> str:
 def new_job(
     request: Request, caller: Caller, endpoint: str, path: str, body: dict[str, Any], model: str, **extra: Any
 ) -> RelayJob:
-    read = request.scope.get("aitre.json_body")
+    scope = request.scope
+    read = scope.get("aitre.json_body")
     if read is not None and read[1] is body:
         extra["raw_body"] = read
-    return RelayJob(
+    job = scope["aitre.job"] = RelayJob(
         request_id=request_id(request),
         caller=caller,
         endpoint=endpoint,
@@ -177,8 +178,10 @@ def new_job(
         body=body,
         client_ip=client_ip(request),
         receive=request.receive,
+        trace_id=scope.get("aitre.trace_id", ""),
         **extra,
     )
+    return job
 
 
 def require_str(body: dict[str, Any], name: str, max_len: int | None = None) -> str:

@@ -114,7 +114,7 @@ class Db:
                     yield session
                     await bump_version(session)
                 await self.state.accountant.bank.apply_external(session.info)
-        await self.state.catalog.refresh_if_changed()
+        await self.state.catalog.announce()
 
 
 def get_db(state: StateDep) -> Db:

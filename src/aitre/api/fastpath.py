@@ -16,6 +16,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Awaitable, Callable
 from contextlib import AbstractAsyncContextManager
+from time import perf_counter
 from typing import Any, NamedTuple
 
 from starlette.requests import Request
@@ -24,6 +25,8 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from aitre.errors import ApiError
 from aitre.ids import new_request_id
+from aitre.observe.logs import access
+from aitre.observe.trace import client_request_id
 
 log = logging.getLogger("aitre")
 
@@ -66,13 +69,13 @@ class Gateway:
         kind = scope["type"]
         if kind == "http":
             scope["aitre.state"] = self.state
-            handler = self.routes.get((scope["method"], scope["path"]))
+            path = scope["path"]
+            handler = self.routes.get((scope["method"], path))
             if handler is not None:
-                await self._serve(handler, scope, receive, send)
+                await self._serve(handler, path, scope, receive, send)
                 return
             method = scope["method"]
             if method in self._prefix_methods:
-                path = scope["path"]
                 for prefix, param, prefixed, suffix, methods in self.prefixes:
                     end = len(path) - len(suffix)
                     if (
@@ -82,11 +85,11 @@ class Gateway:
                         and path.endswith(suffix)
                     ):
                         scope["path_params"] = {param: path[len(prefix) : end]}
-                        await self._serve(prefixed, scope, receive, send)
+                        await self._serve(prefixed, f"{prefix}{{{param}}}{suffix}", scope, receive, send)
                         return
-            allowed = self._paths.get(scope["path"])
+            allowed = self._paths.get(path)
             if allowed is not None:
-                await self._serve(_not_allowed(allowed), scope, receive, send)
+                await self._serve(_not_allowed(allowed), path, scope, receive, send)
                 return
             for mount in self.mounts:
                 match, child = mount.matches(scope)
@@ -108,10 +111,21 @@ class Gateway:
             self._fallback = app
         return self._fallback
 
-    async def _serve(self, handler: Handler, scope: Scope, receive: Receive, send: Send) -> None:
+    async def _serve(self, handler: Handler, path: str, scope: Scope, receive: Receive, send: Send) -> None:
+        """Run `handler`; every answer carries the request id (the client's own, if it gave a
+        safe one: `observe.trace`) and the gateway's own time so far, without the upstream's
+        (`x-aitre-overhead-ms`, counted in `aitre_overhead_seconds` too)."""
+        started = perf_counter()
         rid = new_request_id()
         scope["aitre.request_id"] = rid
+        # Built here for the auth check too (`api.common.header`).
+        traced = client_request_id(scope.setdefault("aitre.headers", dict(scope["headers"])))
+        if traced is not None:
+            scope["aitre.trace_id"] = traced
         request = Request(scope, receive)
+        state = self.state
+        status = 500
+        overhead = 0.0
         try:
             try:
                 response = await handler(request)
@@ -122,17 +136,29 @@ class Gateway:
                 response = ApiError(
                     500, "The gateway hit an internal error.", type="server_error", code="internal_error"
                 ).to_response(rid)
-            # Every answer carries the request id: ours set it already; add it to any other.
+            job = scope.get("aitre.job")
+            overhead = max(
+                0.0, perf_counter() - started - (job.upstream_ms / 1000.0 if job is not None else 0.0)
+            )
+            status = getattr(response, "status_code", 200)
             headers = getattr(response, "raw_headers", None)
-            if headers is not None and not any(k == b"x-request-id" for k, _ in headers):
-                headers.append((b"x-request-id", rid.encode()))
+            if headers is not None:
+                if traced is not None:
+                    headers[:] = [h for h in headers if h[0] != b"x-request-id"]
+                    headers.append((b"x-request-id", traced.encode()))
+                elif not any(k == b"x-request-id" for k, _ in headers):
+                    headers.append((b"x-request-id", rid.encode()))
+                headers.append((b"x-aitre-overhead-ms", b"%.3f" % (overhead * 1000.0)))
+            state.metrics.answered(path, status, overhead)
             await response(scope, receive, send)
         finally:
             # The key's in-flight slot (`common.authenticate`), on every way out: answered,
             # refused, streamed to the end, cut by a disconnect, cancelled at shutdown.
             key = scope.get("aitre.inflight")
             if key is not None:
-                self.state.accountant.inflight.leave(key)
+                state.accountant.inflight.leave(key)
+            if state.settings.access_log:
+                _access(scope, path, status, started, overhead, rid, traced)
 
     async def _lifespan(self, receive: Receive, send: Send) -> None:
         message = await receive()
@@ -153,6 +179,33 @@ class Gateway:
             await send({"type": "lifespan.shutdown.failed", "message": repr(exc)})
             return
         await send({"type": "lifespan.shutdown.complete"})
+
+
+def _access(
+    scope: Scope, path: str, status: int, started: float, overhead: float, rid: str, traced: str | None
+) -> None:
+    """The request's access line; a relayed one says what its books say (a stream cut after its
+    start was a 200 to the client and is a 499 or 502 there)."""
+    fields: dict[str, Any] = {"request_id": rid}
+    if traced is not None:
+        fields["client_request_id"] = traced
+    job = scope.get("aitre.job")
+    row = job.row if job is not None else None
+    if row is not None:
+        status = row["status_code"]
+        fields.update(
+            route=row["endpoint"],
+            model=row["model"],
+            channel=row["channel_id"],
+            stream=row["stream"],
+            prompt_tokens=row["prompt_tokens"],
+            completion_tokens=row["completion_tokens"],
+            cost=row["quota"],
+            user_id=row["user_id"],
+        )
+        if row["error"]:
+            fields["error"] = row["error"][:300]
+    access(scope["method"], path, status, (perf_counter() - started) * 1000.0, overhead * 1000.0, fields)
 
 
 def _not_allowed(methods: list[str]) -> Handler:

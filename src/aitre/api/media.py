@@ -7,6 +7,8 @@ video API's downloads (`/v1/videos/{id}/content`).
 - Caching: every file is immutable (a new file gets a new name), so a strong ETag from its name
   and size; `If-None-Match` → 304; `Cache-Control` as the caller says (a year, public, for
   `/media`).
+- A store without local files (S3) may send the client to a presigned URL instead
+  (`AITRE_MEDIA_S3_REDIRECT`); else its bytes are streamed from the store.
 - Nothing is read whole into memory and nothing blocks the event loop: the file is looked up and
   stat'ed in a worker thread and sent in chunks (by the file response, or the store's `open`).
 """
@@ -15,20 +17,19 @@ from __future__ import annotations
 
 import asyncio
 import os
-import re
 from email.utils import formatdate
 from pathlib import Path
 
 from starlette.requests import Request
-from starlette.responses import FileResponse, Response, StreamingResponse
+from starlette.responses import FileResponse, RedirectResponse, Response, StreamingResponse
 
 from aitre.api.common import app_state, header
 from aitre.errors import ApiError
 from aitre.media.kinds import content_type
+from aitre.media.serve import byte_range
 from aitre.media.store import MediaInfo, MediaStore
 
 PUBLIC_CACHE = "public, max-age=31536000, immutable"
-_RANGE = re.compile(r"bytes=(\d*)-(\d*)")
 
 
 def not_found() -> ApiError:
@@ -70,9 +71,12 @@ async def serve(
         info = MediaInfo(name, st.st_size, content_type(path.suffix.lstrip(".")), st.st_mtime)
     else:
         found = await store.stat(name)
-        if found is None:
+        if found is None:  # checked before any redirect: a name that is not ours gets our 404
             raise not_found()
         info = found
+        redirect = await store.presigned(name)
+        if redirect is not None:
+            return RedirectResponse(redirect, status_code=302, headers={"cache-control": "no-store"})
     headers = {
         "etag": etag(name, info.size),
         "cache-control": cache_control,
@@ -96,14 +100,11 @@ async def _streamed(
     asked = header(request, b"range")
     if_range = header(request, b"if-range")
     if asked is not None and (if_range is None or if_range == headers["etag"]):
-        span = _RANGE.fullmatch(asked.strip())
-        if span is not None and (span[1] or span[2]):  # several ranges (or a malformed one): whole
-            if span[1]:
-                start, end = int(span[1]), min(int(span[2]) if span[2] else size - 1, size - 1)
-            else:
-                start, end = max(0, size - int(span[2])), size - 1
-            if start >= size or start > end:
-                return Response(status_code=416, headers={"content-range": f"bytes */{size}"})
+        wanted = byte_range(asked, size)
+        if wanted is False:
+            return Response(status_code=416, headers={"content-range": f"bytes */{size}"})
+        if wanted is not None:  # None: several ranges or a malformed one: the whole file
+            start, end = wanted
             status = 206
             headers["content-range"] = f"bytes {start}-{end}/{size}"
     headers["content-length"] = str(end - start + 1 if size else 0)

@@ -258,6 +258,25 @@ ROUTES: tuple[PublicRoute, ...] = (
         {200: Answer("Ready.", {JSON: Readiness}), 503: Answer("Not ready, and why.", {JSON: Readiness})},
         auth=False,
     ),
+    PublicRoute(
+        ("GET",),
+        "/metrics",
+        "metrics",
+        "Prometheus metrics of every worker",
+        "Health",
+        {
+            200: Answer("Prometheus's text exposition format.", {"text/plain": TEXT}),
+            401: _error("`AITRE_METRICS_TOKEN` is set and the request's bearer token is not it."),
+            403: _error("`AITRE_METRICS_ALLOW_IPS` is set and the client's address is not in it."),
+            404: _error(
+                "Metrics are off: neither `AITRE_METRICS_TOKEN` nor `AITRE_METRICS_ALLOW_IPS` is set."
+            ),
+        },
+        "Off (404) unless `AITRE_METRICS_TOKEN` or `AITRE_METRICS_ALLOW_IPS` is set. The metrics "
+        "are described in docs/metrics.md.",
+        params=(Param("Authorization", "header", "`Bearer <AITRE_METRICS_TOKEN>`, when it is set."),),
+        auth=False,
+    ),
     *VIDEO_ROUTES,
     *MJ_ROUTES,
 )

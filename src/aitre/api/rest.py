@@ -70,7 +70,8 @@ DESCRIPTION = (
 def build_api(settings: Settings | None = None) -> FastAPI:
     """With `docs_enabled` off, `/docs`, `/redoc` and `/openapi.json` are not routes: they get the
     404 every unknown path gets."""
-    docs = (settings or Settings()).docs_enabled
+    settings = settings or Settings()
+    docs = settings.docs_enabled
     app = FastAPI(
         title="aitre",
         version=__version__,
@@ -81,6 +82,10 @@ def build_api(settings: Settings | None = None) -> FastAPI:
     )
     app.include_router(admin_router)
     app.include_router(user_router)
+    if settings.console_enabled:
+        from aitre.console.routes import install  # templates and static files: only when served
+
+        install(app, settings)
     _install_error_handlers(app)
     app.add_middleware(ApiGuard)
     app.add_middleware(RequestIdMiddleware)  # the outer one: the guard's refusals carry the id too

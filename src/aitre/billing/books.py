@@ -104,6 +104,10 @@ class Books:
         else:
             self._journal.append_soon(row)  # a log row, not money: one write per loop turn is enough
 
+    def pending(self) -> int:
+        """Entries not yet in the database (the metrics' backlog)."""
+        return len(self.ops) + len(self.rows) + self._writing
+
     def full(self) -> bool:
         """Whether the entries waiting for the database reached the bound: no new reservations."""
         return len(self.ops) + len(self.rows) + self._writing >= self._max_pending

@@ -14,7 +14,7 @@ import logging
 import os
 import secrets
 import socket
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
@@ -99,6 +99,9 @@ class Instance:
         self._task: asyncio.Task[None] | None = None
         self._lock: asyncio.Lock | None = None
         self._absorb: Callable[[list[dict[str, Any]]], None] | None = None
+        # Told when a sweep has recovered instances (their ids): the task engine frees their
+        # leases at once rather than waiting for them to run out.
+        self.on_gone: list[Callable[[list[str]], Awaitable[None]]] = []
 
     async def register(self) -> None:
         """A row for this process; reserve rows written from now on carry its id."""
@@ -135,6 +138,20 @@ class Instance:
                 )
         self.id = new_id
 
+    async def others_alive(self) -> bool:
+        """Whether another instance on this database is running (a heartbeat within the dead
+        time, neither stopped nor recovered)."""
+        async with self._sessions() as session:
+            now = db_now(session)
+            found = await session.scalar(
+                text(
+                    "SELECT COUNT(*) FROM instances WHERE id <> :me AND stopped_at IS NULL "
+                    f"AND recovered_at IS NULL AND heartbeat_at >= {now} - :dead"
+                ),
+                {"me": self.id, "dead": self._dead_ms},
+            )
+        return bool(found)
+
     async def beat(self) -> None:
         """Heartbeat. An instance that finds itself declared gone (its heartbeats did not reach
         the database for the dead time) carries on under a fresh id: its endings of holds that
@@ -160,12 +177,13 @@ class Instance:
             self.id,
         )
 
-    async def sweep(self, changes: list[dict[str, Any]]) -> None:
+    async def sweep(self, changes: list[dict[str, Any]]) -> list[str]:
         """Recover instances that are gone: claim each (one claimer wins), replay its journal
         when it ran from this data folder, refund its open holds. Also refund holds still open
         under instances recovered more than the dead time ago (written late by an instance
         that had not yet noticed it was declared gone, or left by a recoverer that died).
-        Appends the balance changes made to `changes` as they commit, for the live balances."""
+        Appends the balance changes made to `changes` as they commit, for the live balances.
+        Returns the ids of the instances this sweep recovered."""
         async with self._sessions() as session:
             gone = (
                 await session.execute(
@@ -177,9 +195,11 @@ class Instance:
                     {"me": self.id, "dead": self._dead_ms},
                 )
             ).all()
+        recovered: list[str] = []
         for dead_id, node, hostname, pid in gone:
             if not await self._claim(dead_id):
                 continue
+            recovered.append(dead_id)
             log.warning(
                 "instance %s (pid %s on %s) is gone: refunding its open holds", dead_id, pid, hostname
             )
@@ -203,6 +223,7 @@ class Instance:
                 f"refunded by {self.id}: its instance was gone",
             )
         changes += refunds
+        return recovered
 
     async def _claim(self, dead_id: str) -> bool:
         async with self._sessions() as session, session.begin():
@@ -252,12 +273,15 @@ class Instance:
         assert self._lock is not None
         assert self._absorb is not None
         changes: list[dict[str, Any]] = []
+        recovered: list[str] = []
         async with self._lock:
             try:
-                await self.sweep(changes)
+                recovered = await self.sweep(changes)
             finally:
                 if changes:
                     self._absorb(changes)
+        for callback in self.on_gone if recovered else ():
+            await callback(recovered)
 
     async def stop(self) -> None:
         await cancel(self._task)

@@ -6,6 +6,11 @@ batches, `users.quota == SUM(ledger)`), and Redis is loaded from it on first use
 Changes made outside a request (top-ups, redeem codes, a key's new quota) are applied to Redis
 after they commit (`apply_external`), and so are refunds made by recovery (`absorb`). A
 settlement is capped at what was reserved, as in every bank (`holds.capped`).
+
+Redis going away: reservations and rate checks get 503 `billing_unavailable` (nothing charged),
+give-backs wait in memory and are sent again, and service resumes by itself when Redis answers.
+Redis coming back *empty*: balances load again from the database after a short pause, and
+give-backs owed from before are dropped, since the database has them (`redis_reseed`).
 """
 
 from __future__ import annotations
@@ -24,12 +29,17 @@ from aitre.billing.bank import Hold, billing_unavailable, credit_op, hold_op, in
 from aitre.billing.books import Books
 from aitre.billing.holds import books_backlogged, capped, check_durable, commit_durable, end_by_id
 from aitre.billing.recovery import undo
+from aitre.billing.redis_reseed import Generation, Restoring
+from aitre.billing.redis_slots import KeySlots
+from aitre.errors import ApiError
 from aitre.store.models import Token, User
 
 log = logging.getLogger(__name__)
 
-# KEYS: user balance, key balance (or ""); ARGV: amount. A key balance "U" means unlimited.
-# Returns {1, key_limited}, {-1, balance}, {-2, key_balance}, {-3} user not loaded, {-4} key not loaded.
+# KEYS: user balance, key balance (or ""), the key's slots (or "": no cap across instances).
+# ARGV: amount, slot cap, this process's field, the alive-mark prefix. A key balance "U" means
+# unlimited. Returns {1, key_limited}, {-1, balance}, {-2, key_balance}, {-3} user not loaded,
+# {-4} key not loaded, {-5, in flight} the key's slots are all taken (see `redis_slots`).
 _RESERVE = """
 local a = tonumber(ARGV[1])
 local u = redis.call('GET', KEYS[1])
@@ -39,11 +49,27 @@ if KEYS[2] ~= '' then
   t = redis.call('GET', KEYS[2])
   if not t then return {-4} end
 end
+if KEYS[3] ~= '' then
+  local all = redis.call('HGETALL', KEYS[3])
+  local open = 0
+  for i = 1, #all, 2 do
+    if all[i] == ARGV[3] or redis.call('EXISTS', ARGV[4] .. all[i]) == 1 then
+      open = open + tonumber(all[i + 1])
+    else
+      redis.call('HDEL', KEYS[3], all[i])
+    end
+  end
+  if open >= tonumber(ARGV[2]) then return {-5, open} end
+end
 u = tonumber(u)
 if u < a then return {-1, u} end
 local limited = t and t ~= 'U'
 if limited and tonumber(t) < a then return {-2, tonumber(t)} end
 redis.call('DECRBY', KEYS[1], a)
+if KEYS[3] ~= '' then
+  redis.call('HINCRBY', KEYS[3], ARGV[3], 1)
+  redis.call('PEXPIRE', KEYS[3], 86400000)
+end
 if limited then redis.call('DECRBY', KEYS[2], a); return {1, 1} end
 return {1, 0}
 """
@@ -73,12 +99,18 @@ def namespace(database_url: str) -> str:
 class RedisBalances:
     """The Redis side of the balances, usable without a running gateway (CLI, recovery)."""
 
-    def __init__(self, url: str, database_url: str, max_connections: int = 64) -> None:
+    def __init__(
+        self, url: str, database_url: str, max_connections: int = 64, reseed_seconds: float = 3.0
+    ) -> None:
         # A bounded pool that makes callers wait: redis-py's default pool raises "Too many
         # connections" past 100, which under load failed reservations and lost give-backs.
-        pool = BlockingConnectionPool.from_url(url, max_connections=max(1, max_connections), timeout=20)
+        # A Redis that does not accept a connection is known at once, not after 20 s.
+        pool = BlockingConnectionPool.from_url(
+            url, max_connections=max(1, max_connections), timeout=20, socket_connect_timeout=2
+        )
         self.redis: Redis = Redis.from_pool(pool)
         self.ns = namespace(database_url)
+        self.generation = Generation(self.redis, self.ns, reseed_seconds)
 
     def user_key(self, user_id: int) -> str:
         return f"{self.ns}:u:{user_id}"
@@ -124,22 +156,47 @@ class RedisBalances:
 
 class RedisBank:
     def __init__(
-        self, sessions: async_sessionmaker[AsyncSession], books: Books, balances: RedisBalances
+        self,
+        sessions: async_sessionmaker[AsyncSession],
+        books: Books,
+        balances: RedisBalances,
+        key_max_inflight: int = 0,
     ) -> None:
         self._sessions = sessions
         self._books = books
         self.balances = balances
         self._script = balances.redis.register_script(_RESERVE)
-        self._add = balances.redis.register_script(_ADD_ALL)
+        self._gen = balances.generation
+        self.slots = KeySlots(balances.redis, balances.ns, key_max_inflight)
         self._open: dict[str, Hold] = {}
+        self._slotted: dict[str, str] = {}  # hold id -> the slots hash it took a slot in
         self._owed: dict[str, int] = {}  # Redis balance key -> units owed to it (or, negative, by it)
+        self._freed: dict[str, int] = {}  # slots hash -> slots to give back
         self._giving: asyncio.Task[None] | None = None
         books.on_unwritten = self._take_back
+
+    async def prepare(self, others_alive: bool) -> None:
+        """On start, before anything is owed: learn Redis' generation (see `redis_reseed`)."""
+        self.slots.start()
+        try:
+            await self._gen.ensure(others_alive)
+        except RedisError as exc:
+            log.warning("Redis does not answer at start (requests get 503 until it does): %s", exc)
+
+    async def _load(self, key: str, value: int | str) -> None:
+        try:
+            if await self._gen.load(key, value):
+                self._drop_owed()
+        except Restoring as pause:
+            wait = max(1, -(-pause.ms_left // 1000))
+            error = billing_unavailable("Balances are being restored after Redis lost them; retry shortly.")
+            error.headers["retry-after"] = str(wait)
+            raise error from None
 
     async def _load_user(self, user_id: int) -> None:
         async with self._sessions() as session:
             quota = await session.scalar(select(User.quota).where(User.id == user_id))
-        await self.balances.redis.set(self.balances.user_key(user_id), int(quota or 0), nx=True)
+        await self._load(self.balances.user_key(user_id), int(quota or 0))
 
     async def _load_token(self, token_id: int) -> None:
         async with self._sessions() as session:
@@ -147,25 +204,39 @@ class RedisBank:
                 await session.execute(select(Token.remain_quota, Token.unlimited).where(Token.id == token_id))
             ).first()
         value: int | str = "U" if row is None or row[1] else int(row[0])
-        await self.balances.redis.set(self.balances.token_key(token_id), value, nx=True)
+        await self._load(self.balances.token_key(token_id), value)
+
+    def _drop_owed(self, refused: int = 0) -> None:
+        """Redis was reset: what was owed to the balances it lost (and the `refused` units it
+        just turned away) is in the database, which the balances load from again."""
+        dropped = refused + sum(self._owed.values())
+        self._owed = {}
+        if dropped:
+            log.warning("Redis was reset: %d units owed to it are dropped (the database has them)", dropped)
 
     async def reserve(self, hold: Hold) -> None:
         if self._books.full():
             raise books_backlogged()
+        # A task's hold (durable) is not a request in flight: it takes no slot.
+        slots = "" if hold.durable else self.slots.key(hold.token_id)
         keys = [
             self.balances.user_key(hold.user_id),
             self.balances.token_key(hold.token_id) if hold.token_id else "",
+            slots,
         ]
+        args: list[str | int] = [hold.amount, self.slots.cap, self.slots.me, self.slots.alive_prefix]
         for _ in range(4):
             try:
-                result = await self._script(keys=keys, args=[hold.amount])
-            except RedisError as exc:
+                result = await self._script(keys=keys, args=args)
+            except (RedisError, OSError) as exc:
                 log.warning("reserving in Redis failed: %s", exc)
                 raise billing_unavailable() from None
             code = int(result[0])
             if code == 1:
                 hold.token_limited = bool(int(result[1]))
                 self._open[hold.hold_id] = hold
+                if slots:
+                    self._slotted[hold.hold_id] = slots
                 self._books.ledger(hold_op(hold, "reserve", -hold.amount), now=False)
                 return
             if code == -1:
@@ -178,10 +249,22 @@ class RedisBank:
                     f"This API key's quota is used up: the request needs up to {hold.amount} units, the key "
                     f"has {int(result[1])} left."
                 )
-            if code == -3:
-                await self._load_user(hold.user_id)
-            elif code == -4 and hold.token_id is not None:
-                await self._load_token(hold.token_id)
+            if code == -5:
+                raise ApiError(
+                    429,
+                    f"This API key already has {self.slots.cap} requests in flight; wait for one to finish.",
+                    type="requests",
+                    code="too_many_concurrent_requests",
+                    headers={"retry-after": "1"},
+                )
+            try:
+                if code == -3:
+                    await self._load_user(hold.user_id)
+                elif code == -4 and hold.token_id is not None:
+                    await self._load_token(hold.token_id)
+            except (RedisError, OSError) as exc:
+                log.warning("loading a balance into Redis failed: %s", exc)
+                raise billing_unavailable() from None
         raise RuntimeError("could not load balances into Redis")
 
     def _give_back(self, hold: Hold, amount: int) -> None:
@@ -198,6 +281,14 @@ class RedisBank:
         if self._giving is None or self._giving.done():
             self._giving = asyncio.get_running_loop().create_task(self._give())
 
+    def _free_slot(self, hold_id: str) -> None:
+        slots = self._slotted.pop(hold_id, None)
+        if slots is None:
+            return
+        self._freed[slots] = self._freed.get(slots, 0) + 1
+        if self._giving is None or self._giving.done():
+            self._giving = asyncio.get_running_loop().create_task(self._give())
+
     def _owe(self, amounts: dict[str, int]) -> None:
         for key, amount in amounts.items():
             self._owed[key] = self._owed.get(key, 0) + amount
@@ -206,17 +297,33 @@ class RedisBank:
 
     async def _give(self) -> None:
         await asyncio.sleep(0)  # let this loop turn's other settlements join the batch
-        while self._owed:
+        failing = False
+        while self._owed or self._freed:
             batch, self._owed = self._owed, {}
+            freed, self._freed = self._freed, {}
             batch = {k: v for k, v in batch.items() if v}
-            if not batch:
+            if not batch and not freed:
                 continue
             try:
-                await self._add(keys=list(batch), args=list(batch.values()))
-            except Exception:
+                if not self._gen.current:
+                    await self._gen.ensure(others_alive=True)
+                if not await self._gen.give(self._gen.current, batch, self.slots.me, freed):
+                    self._drop_owed(refused=sum(batch.values()))
+                if failing:
+                    log.warning("Redis takes give-backs again")
+                failing = False
+            except Exception as exc:
                 for key, amount in batch.items():
                     self._owed[key] = self._owed.get(key, 0) + amount
-                log.exception("returning %d units to Redis failed; trying again", sum(batch.values()))
+                for key, count in freed.items():
+                    self._freed[key] = self._freed.get(key, 0) + count
+                if not failing:  # once per outage, not once a second
+                    log.warning(
+                        "returning %d units to Redis failed (%s); trying again every second",
+                        sum(batch.values()),
+                        exc,
+                    )
+                failing = True
                 await asyncio.sleep(1.0)
 
     def settle(self, hold: Hold, actual: int) -> int:
@@ -224,6 +331,7 @@ class RedisBank:
             return 0
         charge, note = (actual, "") if 0 <= actual <= hold.amount else capped(hold.amount, actual)
         self._books.ledger(hold_op(hold, "settle", hold.amount - charge, used=charge, note=note), now=True)
+        self._free_slot(hold.hold_id)
         self._give_back(hold, hold.amount - charge)
         return charge
 
@@ -231,6 +339,7 @@ class RedisBank:
         if self._open.pop(hold.hold_id, None) is None:
             return
         self._books.ledger(hold_op(hold, "refund", hold.amount, note=note), now=True)
+        self._free_slot(hold.hold_id)
         self._give_back(hold, hold.amount)
 
     # --- holds that outlive the process ---------------------------------------------------------
@@ -277,17 +386,25 @@ class RedisBank:
         await self.balances.add_to_user(user_id, amount)
 
     async def balance(self, user_id: int) -> int:
-        value = await self.balances.redis.get(self.balances.user_key(user_id))
-        if value is None:
-            await self._load_user(user_id)
+        try:
             value = await self.balances.redis.get(self.balances.user_key(user_id))
+            if value is None:
+                await self._load_user(user_id)
+                value = await self.balances.redis.get(self.balances.user_key(user_id))
+        except (RedisError, OSError) as exc:
+            log.warning("reading a balance in Redis failed: %s", exc)
+            raise billing_unavailable() from None
         return int(value or 0)
 
     async def token_remaining(self, token_id: int) -> int | None:
-        value = await self.balances.redis.get(self.balances.token_key(token_id))
-        if value is None:
-            await self._load_token(token_id)
+        try:
             value = await self.balances.redis.get(self.balances.token_key(token_id))
+            if value is None:
+                await self._load_token(token_id)
+                value = await self.balances.redis.get(self.balances.token_key(token_id))
+        except (RedisError, OSError) as exc:
+            log.warning("reading a key's quota in Redis failed: %s", exc)
+            raise billing_unavailable() from None
         return None if value in (None, b"U") else int(value)
 
     async def reload(self) -> None:
@@ -303,7 +420,8 @@ class RedisBank:
         return len(self._open)
 
     async def close(self) -> None:
-        if self._owed and (self._giving is None or self._giving.done()):
+        await self.slots.stop()
+        if (self._owed or self._freed) and (self._giving is None or self._giving.done()):
             self._giving = asyncio.get_running_loop().create_task(self._give())
         if self._giving is not None:
             try:

@@ -3,8 +3,10 @@
 A channel whose recent requests keep failing is cooled down for a while (the breaker opens);
 after the cooldown one request (or the prober) may try it again: success closes the breaker,
 failure opens it again for twice as long (up to a cap). An upstream's `Retry-After` cools the
-channel for exactly that long. Everything here is in memory, per process: it is a routing hint,
-not a record (that is the usage log's `attempts`).
+channel for exactly that long. The counts are in memory, per process: it is a routing hint, not a
+record (that is the usage log's `attempts`). With several instances, a cooldown and a reset are
+shared (`cluster.health`, through `on_cool` / `on_reset` and `cool_remote`), so one instance's
+breaker protects them all.
 """
 
 from __future__ import annotations
@@ -50,6 +52,10 @@ class ChannelHealth:
         self.max_cooldown = max_cooldown
         self._clock = clock
         self._states: dict[int, _State] = {}
+        # Told of every cooldown this process decides (channel, seconds, trips, error) and every
+        # reset: how other instances learn of them.
+        self.on_cool: Callable[[int, float, int, str], None] | None = None
+        self.on_reset: Callable[[int], None] | None = None
 
     def _state(self, channel_id: int) -> _State:
         state = self._states.get(channel_id)
@@ -112,9 +118,9 @@ class ChannelHealth:
         total, failures = self._totals(state)
         rate_tripped = total >= self.min_samples and failures / total >= self.error_rate
         if state.consecutive_failures >= self.failure_threshold or rate_tripped:
-            self._trip(state, now)
+            self._trip(channel_id, state, now)
 
-    def _trip(self, state: _State, now: float) -> None:
+    def _trip(self, channel_id: int, state: _State, now: float) -> None:
         if now < state.cooldown_until:
             return
         state.trips += 1
@@ -122,15 +128,49 @@ class ChannelHealth:
         state.cooldown_until = now + state.cooldown_seconds
         state.consecutive_failures = 0
         state.buckets.clear()
+        if self.on_cool is not None:
+            self.on_cool(channel_id, state.cooldown_seconds, state.trips, state.last_error)
 
     def cool_for(self, channel_id: int, seconds: float, error: str) -> None:
         """The upstream asked us to back off (Retry-After): honour it exactly."""
         state = self._state(channel_id)
-        state.cooldown_until = max(state.cooldown_until, self._clock() + seconds)
+        until = self._clock() + seconds
         state.last_error, state.last_error_at = error[:300], time.time()
+        # Told on only when it moves the end noticeably: a burst of 429s makes one message.
+        if until > state.cooldown_until + 0.5 and self.on_cool is not None:
+            self.on_cool(channel_id, seconds, state.trips, state.last_error)
+        state.cooldown_until = max(state.cooldown_until, until)
+
+    def cool_remote(self, channel_id: int, seconds: float, trips: int, error: str) -> None:
+        """Another instance cooled the channel for `seconds` from now (its breaker tripped, or the
+        upstream asked it to back off): route around it here too."""
+        state = self._state(channel_id)
+        state.cooldown_until = max(state.cooldown_until, self._clock() + seconds)
+        state.cooldown_seconds = max(state.cooldown_seconds, seconds)
+        state.trips = max(state.trips, trips)  # so the next trip here doubles as it would there
+        state.consecutive_failures = 0
+        state.buckets.clear()
+        if error:
+            state.last_error, state.last_error_at = error[:300], time.time()
 
     def reset(self, channel_id: int) -> None:
         self._states.pop(channel_id, None)
+        if self.on_reset is not None:
+            self.on_reset(channel_id)
+
+    def reset_remote(self, channel_id: int) -> None:
+        """Another instance found the channel answering again."""
+        state = self._states.get(channel_id)
+        if state is not None:
+            inflight = state.inflight  # this process's requests on it are still in flight
+            self._states[channel_id] = _State(inflight=inflight)
+
+    def breaker(self, channel_id: int) -> str:
+        """closed, open (cooling down) or half-open (cooled down, not yet proven healthy)."""
+        state = self._states.get(channel_id)
+        if state is None:
+            return "closed"
+        return "open" if self._clock() < state.cooldown_until else ("half-open" if state.trips else "closed")
 
     def cooling(self) -> list[int]:
         now = self._clock()
@@ -150,7 +190,7 @@ class ChannelHealth:
             if ok_sorted
             else None,
             "inflight": state.inflight,
-            "breaker": "open" if now < state.cooldown_until else ("half-open" if state.trips else "closed"),
+            "breaker": self.breaker(channel_id),
             "cooldown_remaining_s": round(max(0.0, state.cooldown_until - now), 1),
             "consecutive_failures": state.consecutive_failures,
             "last_error": state.last_error,

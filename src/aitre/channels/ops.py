@@ -56,7 +56,7 @@ class ChannelOps:
                 await bump_version(session)
             log.warning("channel %s (%s) disabled: %s", channel.id, channel.name, reason)
             if self.state is not None:
-                await self.state.catalog.refresh_if_changed()
+                await self.state.catalog.announce()
         except Exception:
             log.exception("could not disable channel %s", channel.id)
         finally:
@@ -73,7 +73,7 @@ class ChannelOps:
             await bump_version(session)
         log.warning("channel %s (%s) answers again: re-enabled", channel.id, channel.name)
         if self.state is not None:
-            await self.state.catalog.refresh_if_changed()
+            await self.state.catalog.announce()
 
     # --- balance -------------------------------------------------------------------------------
     async def refresh_balance(self, state: AppState, channel: ChannelInfo) -> str | None:

@@ -44,6 +44,8 @@ def run_db(work: Callable[[AsyncSession, SecretBox], Awaitable[T]], *, changes_c
                     if changes_catalog:
                         await bump_version(session)
                 await sync_live_balances(s, session.info)
+                if changes_catalog and s.redis_url:
+                    await _announce(s)
                 return result
         finally:
             await engine.dispose()
@@ -65,6 +67,14 @@ async def sync_live_balances(s: Settings, info: dict[str, Any]) -> None:
             await balances.apply_external(info)
         finally:
             await balances.close()
+
+
+async def _announce(s: Settings) -> None:
+    """Running gateways hear of the change at once over Redis (else at their next poll)."""
+    from aitre.billing.redis_bank import namespace
+    from aitre.cluster import announce_catalog_change
+
+    await announce_catalog_change(s.redis_url, namespace(s.resolved_database_url()))
 
 
 def table(title: str, columns: Sequence[str], rows: Sequence[Sequence[Any]], as_json: bool = False) -> None:

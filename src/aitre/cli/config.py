@@ -9,7 +9,7 @@ from aitre.config import Settings
 
 app = typer.Typer(no_args_is_help=True)
 
-_SECRET_FIELDS = {"secret_key", "database_url", "redis_url"}
+_SECRET_FIELDS = {"secret_key", "database_url", "redis_url", "metrics_token", "task_notify_secret"}
 
 
 def reference_table() -> str:

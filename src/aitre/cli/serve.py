@@ -45,6 +45,8 @@ def serve(
         )
         console.print(Panel(body, title="aitre first start", expand=False))
     console.print(f"aitre listening on {base} (OpenAI base URL: {base}/v1)")
+    if s.console_enabled:
+        console.print(f"web console: {base}/ (sign in with a key or a user name and password)")
     sys.stdout.flush()
     # Become the server (same pid, so signals and process managers see no difference). Two
     # malloc arenas instead of one per thread (database, executor): the same speed, a smaller

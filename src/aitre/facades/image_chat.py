@@ -32,7 +32,7 @@ from aitre.media.kinds import is_image, sniff
 from aitre.relay.cancel import unless_disconnected
 from aitre.relay.job import RelayJob, UploadedFile
 from aitre.relay.live import Emit, LiveStream
-from aitre.relay.outcome import count_usage, finish
+from aitre.relay.outcome import count_usage, finish, waiting
 from aitre.relay.pipeline import Filters, admit, ensure_routable, filters, piece, with_failover
 from aitre.relay.usage import Usage
 
@@ -138,7 +138,7 @@ async def _generate(state: AppState, job: RelayJob, request: ImageRequest, route
         make: ImageMaker | None = piece(state, channel, route[2])
         if make is None:  # the router only picks channels that serve the capability
             raise RuntimeError(f"channel {channel.id} was picked for {route[2][0]} but makes no images")
-        images = await make(state, job, channel, request)
+        images = await waiting(job, make(state, job, channel, request))
         blobs = await all_or_nothing([image_bytes(state, channel, i) for i in images.items])
         links = [f"![image]({(await state.media.save(b)).url})" for b in blobs]
         content = "\n\n".join([images.text, *links] if images.text else links)

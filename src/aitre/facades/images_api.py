@@ -14,7 +14,7 @@ import orjson
 
 from aitre.adapters.images import Image, ImageMaker, ImageRequest, Images, all_or_nothing, image_bytes
 from aitre.relay.cancel import unless_disconnected
-from aitre.relay.outcome import finish
+from aitre.relay.outcome import finish, waiting
 from aitre.relay.pipeline import admit, ensure_routable, filters, piece, with_failover
 from aitre.relay.respond import BodyResponse
 
@@ -33,7 +33,7 @@ async def images_api(state: AppState, job: RelayJob, request: ImageRequest) -> B
         make: ImageMaker | None = piece(state, channel, route[2])
         if make is None:  # the router only picks channels that serve the capability
             raise RuntimeError(f"channel {channel.id} was picked for {route[2][0]} but makes no images")
-        images = await make(state, job, channel, request)
+        images = await waiting(job, make(state, job, channel, request))
         answer = await _answer(state, channel, request, images)
         usage = job.known_units.merged(images.usage)
         usage.images = len(images.items)

@@ -2,7 +2,8 @@
 and serves at `/media/<name>`.
 
 `MediaStore` is the interface; `LocalMediaStore`, a folder (`<data_dir>/media`), is the default
-backend (step 9 adds S3 behind the same interface). Names are 128-bit random ids plus the file's
+backend; `s3.S3MediaStore` keeps the files in a bucket shared by every instance
+(`AITRE_MEDIA_BACKEND=s3`; `open_media_store` picks one). Names are 128-bit random ids plus the file's
 extension, so a link is a capability (like OpenAI's signed URLs) and needs no key; the upstream's
 own links expire, ours do not, until retention removes them.
 """
@@ -18,11 +19,14 @@ import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import BinaryIO, Protocol
+from typing import TYPE_CHECKING, BinaryIO, Protocol
 
 from aitre.media.kinds import content_type, sniff
 
-_NAME = re.compile(r"^([A-Za-z0-9_-]{22})\.([a-z0-9]{2,5})$")
+if TYPE_CHECKING:
+    from aitre.config import Settings
+
+NAME = re.compile(r"^([A-Za-z0-9_-]{22})\.([a-z0-9]{2,5})$")
 _CHUNK = 256 * 1024
 
 
@@ -40,6 +44,7 @@ class MediaInfo:
     size: int
     content_type: str
     modified: float  # epoch seconds
+    etag: str = ""  # quoted, as in an ETag header; empty when the backend gives none
 
 
 class MediaStore(Protocol):
@@ -77,6 +82,45 @@ class MediaStore(Protocol):
         None otherwise (then `open` serves it)."""
         ...
 
+    async def presigned(self, name: str) -> str | None:
+        """A link to send the client to instead of serving the bytes (a bucket's presigned URL,
+        when configured); None: serve them."""
+        ...
+
+    async def close(self) -> None:
+        """Let go of connections (at shutdown)."""
+        ...
+
+
+def new_name(ext: str) -> str:
+    """A new unguessable name with the extension `ext`."""
+    return f"{secrets.token_urlsafe(16)}.{ext}"
+
+
+async def open_media_store(settings: Settings) -> MediaStore:
+    """The configured backend, ready to use (a bucket is checked before the gateway serves)."""
+    if settings.media_backend == "s3":
+        from aitre.media.s3 import S3MediaStore, S3Settings  # botocore: only when chosen
+
+        store = S3MediaStore(
+            S3Settings(
+                bucket=settings.media_s3_bucket,
+                endpoint=settings.media_s3_endpoint,
+                region=settings.media_s3_region,
+                access_key=settings.media_s3_access_key,
+                secret_key=settings.media_s3_secret_key,
+                prefix=settings.media_s3_prefix,
+                addressing_style=settings.media_s3_addressing_style,
+                redirect=settings.media_s3_redirect,
+                presign_seconds=settings.media_s3_presign_seconds,
+                public_endpoint=settings.media_s3_public_endpoint,
+            ),
+            settings.resolved_public_url(),
+        )
+        await store.start()
+        return store
+    return LocalMediaStore(settings.resolved_media_dir(), settings.resolved_public_url())
+
 
 class LocalMediaStore:
     """Files under `root`, two levels of folders by the name's first characters."""
@@ -92,8 +136,8 @@ class LocalMediaStore:
         return f"{self.public_base}/media/{name}"
 
     def _new(self, ext: str) -> tuple[str, Path]:
-        media_id = secrets.token_urlsafe(16)
-        return f"{media_id}.{ext}", self._path(media_id, ext)
+        name = new_name(ext)
+        return name, self._path(name.split(".", 1)[0], ext)
 
     def _stored(self, name: str, size: int, ext: str) -> StoredMedia:
         return StoredMedia(name, self.url(name), size, content_type(ext))
@@ -113,7 +157,7 @@ class LocalMediaStore:
         return self._stored(name, size, ext)
 
     def locate(self, name: str) -> Path | None:
-        match = _NAME.match(name)
+        match = NAME.match(name)
         if match is None:
             return None
         path = self._path(match.group(1), match.group(2))
@@ -127,7 +171,8 @@ class LocalMediaStore:
             st = path.stat()
         except FileNotFoundError:
             return None
-        return MediaInfo(name, st.st_size, content_type(path.suffix.lstrip(".")), st.st_mtime)
+        etag = f'"{st.st_mtime_ns:x}-{st.st_size:x}"'
+        return MediaInfo(name, st.st_size, content_type(path.suffix.lstrip(".")), st.st_mtime, etag)
 
     async def open(self, name: str, start: int = 0, end: int | None = None) -> AsyncIterator[bytes] | None:
         path = self.locate(name)
@@ -138,6 +183,12 @@ class LocalMediaStore:
         except FileNotFoundError:
             return None
         return _chunks(fh, start, end)
+
+    async def presigned(self, name: str) -> str | None:
+        return None
+
+    async def close(self) -> None:
+        return None
 
     async def delete(self, name: str) -> bool:
         path = self.locate(name)

@@ -54,6 +54,9 @@ class RelayJob:
     started: float = field(default_factory=time.perf_counter)
     attempts: list[Attempt] = field(default_factory=list)
     raw_body: tuple[bytes, dict[str, Any]] | None = None  # the client's bytes, and `body` as parsed from them
+    trace_id: str = ""  # the client's own request id (`observe.trace`): sent upstream instead of ours
+    upstream_ms: float = 0.0  # time spent waiting for upstreams: not the gateway's own overhead
+    row: dict[str, Any] | None = None  # the usage-log row, once written (for the access line)
 
     def unchanged_body(self) -> bytes | None:
         """The client's bytes, while `body` is still the dict they were parsed into."""

@@ -4,7 +4,9 @@ ledger's settle or refund joins it)."""
 from __future__ import annotations
 
 import asyncio
-from typing import TYPE_CHECKING, Any
+import time
+from collections.abc import Awaitable
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from aitre.relay.job import Attempt, RelayJob
 from aitre.relay.usage import Usage, count_prompt, prompt_size
@@ -13,11 +15,25 @@ if TYPE_CHECKING:
     from aitre.channels.model import ChannelInfo
     from aitre.state import AppState
 
+T = TypeVar("T")
+
 
 def note_attempt(
     job: RelayJob, channel: ChannelInfo, status: int, latency_ms: float, error: str = ""
 ) -> None:
     job.attempts.append(Attempt(channel.id, status, latency_ms, error))
+    job.upstream_ms += latency_ms
+
+
+async def waiting(job: RelayJob, work: Awaitable[T]) -> T:
+    """Await `work`, which is an upstream's doing (an image maker's calls and polls): its time
+    is the upstream's, not the gateway's overhead (the attempts it notes are inside it)."""
+    t0 = time.perf_counter()
+    before = job.upstream_ms
+    try:
+        return await work
+    finally:
+        job.upstream_ms = before + (time.perf_counter() - t0) * 1000.0
 
 
 def release_slot(state: AppState, job: RelayJob) -> None:
@@ -95,6 +111,19 @@ def _close_books(
         ],
     }
     state.recorder.record(row)
+    job.row = row
+    state.metrics.relay(
+        job.endpoint,
+        job.model,
+        row["channel_id"],
+        status,
+        row["latency_ms"] / 1000.0,
+        ttfb_ms / 1000.0,
+        usage.prompt_tokens,
+        usage.completion_tokens,
+        charged,
+        job.attempts,
+    )
 
 
 _INLINE_COUNT_CHARS = 64 * 1024

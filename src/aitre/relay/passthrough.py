@@ -96,11 +96,14 @@ async def execute(state: AppState, job: RelayJob, channel: ChannelInfo, req: Ups
 async def _buffered(
     state: AppState, job: RelayJob, channel: ChannelInfo, resp: Response, timeouts: Timeouts
 ) -> BodyResponse:
+    t0 = time.perf_counter()
     try:
         body = await read_body(resp, timeouts, _RESPONSE_LIMIT)
     except UpstreamFailure as failure:
         resp.close()
         raise Retryable(error_from_failure(failure)) from failure
+    finally:
+        job.upstream_ms += _ms(t0)
     resp.release()
     media_type = resp.headers.get("content-type", "application/json")
     usage = job.known_units
@@ -132,6 +135,7 @@ async def measure(state: AppState, job: RelayJob, data: Any) -> Usage:
 async def _start_stream(
     state: AppState, job: RelayJob, channel: ChannelInfo, resp: Response, source: BlockSource
 ) -> StreamResponse:
+    t0 = time.perf_counter()
     try:
         first = await source.next_block()
     except UpstreamFailure as failure:
@@ -140,6 +144,8 @@ async def _start_stream(
     except BaseException:
         source.close(reuse=False)
         raise
+    finally:
+        job.upstream_ms += _ms(t0)
     if not first and not source.complete():
         source.close(reuse=False)
         message = "upstream ended the stream before sending anything"

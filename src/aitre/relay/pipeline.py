@@ -193,6 +193,7 @@ async def with_failover(
         except Retryable as retry:
             release_slot(state, job)
             _learn(state, job, channel, retry.error)
+            state.metrics.failover(channel.id, retry.error.code)
             errors.append(retry.error)
         except ApiError as error:
             release_slot(state, job)

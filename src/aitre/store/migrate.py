@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING
 from sqlalchemy import text
 from sqlalchemy.engine import Connection
 from sqlalchemy.exc import DBAPIError
-from sqlalchemy.ext.asyncio import AsyncEngine
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 if TYPE_CHECKING:
     from alembic.config import Config
@@ -68,8 +68,21 @@ async def current_revision(engine: AsyncEngine) -> str | None:
         return None
 
 
+# Instances that start together on one PostgreSQL database take turns: the first migrates (DDL
+# is transactional there), the others find the schema current once they hold the lock.
+SCHEMA_LOCK = 0x61697472  # "aitr"
+
+
+async def lock_schema(conn: AsyncConnection) -> None:
+    """On PostgreSQL, hold the schema lock until the transaction ends (SQLite serialises writers
+    by itself)."""
+    if conn.dialect.name == "postgresql":
+        await conn.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": SCHEMA_LOCK})
+
+
 async def upgrade_to_head(engine: AsyncEngine) -> None:
     if await current_revision(engine) == head_revision():
         return
     async with engine.begin() as conn:
+        await lock_schema(conn)
         await conn.run_sync(_upgrade)

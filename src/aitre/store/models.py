@@ -56,6 +56,8 @@ class User(Base):
     created_at: Mapped[int] = mapped_column(BigInteger, default=now_ms)
     # Signs the user's notifyHook calls (HMAC-SHA256), Fernet-encrypted; made on first use.
     hook_secret_enc: Mapped[str] = mapped_column(Text, default="", server_default="")
+    # The web console's sign-in password (argon2id, `accounts.passwords`); empty: none set.
+    password_hash: Mapped[str] = mapped_column(Text, default="", server_default="")
 
 
 class Group(Base):
@@ -111,6 +113,20 @@ class Channel(Base):
     created_at: Mapped[int] = mapped_column(BigInteger, default=now_ms)
 
 
+STATS_COLUMNS = (
+    "created_at",
+    "model",
+    "user_id",
+    "channel_id",
+    "status_code",
+    "prompt_tokens",
+    "completion_tokens",
+    "quota",
+    "latency_ms",
+    "ttfb_ms",
+)
+
+
 class UsageLog(Base):
     """One row per relayed request, successful or not."""
 
@@ -140,6 +156,9 @@ class UsageLog(Base):
         Index("ix_usage_logs_created_at", "created_at"),
         Index("ix_usage_logs_user_created", "user_id", "created_at"),
         Index("ix_usage_logs_request_id", "request_id"),
+        # Covers the dashboards' aggregates (`billing.usage_stats`): they read the index alone,
+        # not the table's rows (wide: errors, attempts), in time order; 4x faster on 100k rows.
+        Index("ix_usage_logs_stats", *STATS_COLUMNS),
     )
 
 
@@ -343,3 +362,39 @@ class Lease(Base):
     name: Mapped[str] = mapped_column(String(64), primary_key=True)
     owner: Mapped[str] = mapped_column(String(64))
     until: Mapped[int] = mapped_column(BigInteger)
+
+
+class ConsoleSession(Base):
+    """A signed-in web console visitor (`aitre.console.sessions`). `id` is the SHA-256 of the
+    cookie's random token (the token itself is never stored); `token_id` is the API key the
+    visitor signed in with (NULL: with the user's password). `seen_at` moves on use (idle expiry)."""
+
+    __tablename__ = "console_sessions"
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    user_id: Mapped[int] = mapped_column(Integer, index=True)
+    token_id: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    csrf: Mapped[str] = mapped_column(String(64))
+    created_at: Mapped[int] = mapped_column(BigInteger, default=now_ms)
+    seen_at: Mapped[int] = mapped_column(BigInteger, default=now_ms)
+    client_ip: Mapped[str] = mapped_column(String(64), default="")
+    user_agent: Mapped[str] = mapped_column(String(256), default="")
+
+
+class SignInFailure(Base):
+    """Failed console sign-ins in the current window, per client address (`ip:...`) and per user
+    (`user:<id>`): past the limit, sign-ins from there (or for that user) wait for the window."""
+
+    __tablename__ = "sign_in_failures"
+    scope: Mapped[str] = mapped_column(String(96), primary_key=True)
+    failures: Mapped[int] = mapped_column(Integer, default=0)
+    window_start: Mapped[int] = mapped_column(BigInteger, default=now_ms)
+
+
+class RuntimeSetting(Base):
+    """An operator's run-time override of a setting (`aitre.runtime_settings`): its value as JSON
+    text (not a JSON column: SQLite would read a bare number back as a number, not as JSON)."""
+
+    __tablename__ = "runtime_settings"
+    name: Mapped[str] = mapped_column(String(64), primary_key=True)
+    value: Mapped[str] = mapped_column(Text)
+    updated_at: Mapped[int] = mapped_column(BigInteger, default=now_ms)

@@ -19,7 +19,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable, Sequence
-from typing import Any, cast
+from typing import TYPE_CHECKING, Any, cast
 
 import orjson
 from sqlalchemy import Table, select, text, update
@@ -35,6 +35,9 @@ from aitre.tasks import signing
 from aitre.tasks.claim import Claimer
 from aitre.tasks.db import TaskDb
 from aitre.tasks.protocol import Delivery, TaskView
+
+if TYPE_CHECKING:
+    from aitre.observe.metrics import Metrics
 
 log = logging.getLogger(__name__)
 D = cast(Table, TaskDelivery.__table__)
@@ -136,7 +139,9 @@ class Deliverer:
         claimer: Claimer,
         settings: Settings,
         owner: Callable[[], str],
+        metrics: Metrics | None = None,
     ) -> None:
+        self._metrics = metrics
         self._db = db
         self._box = box
         self._fetcher = fetcher
@@ -232,3 +237,5 @@ class Deliverer:
                 .where(D.c.id == m["id"], D.c.lease_owner == owner, D.c.status == PENDING)
                 .values(**values)
             )
+        if self._metrics is not None:
+            self._metrics.notified(values.get("status", "retry"))

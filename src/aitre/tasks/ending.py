@@ -10,7 +10,7 @@ its books (the hold ends once whatever happens, the row is written once with `bi
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import func, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -30,6 +30,9 @@ from aitre.tasks.protocol import (
     TaskView,
 )
 from aitre.tasks.repo import T
+
+if TYPE_CHECKING:
+    from aitre.observe.metrics import Metrics
 
 # The usage log's status column for an ended task (it has no HTTP status of its own): the codes
 # the engine sets; any other is a protocol's refusal (`TaskRefused`): the request's fault, 400.
@@ -60,10 +63,11 @@ def log_status(task: TaskView) -> int:
 
 
 class Ender:
-    def __init__(self, db: TaskDb, bank: Bank, recorder: Recorder) -> None:
+    def __init__(self, db: TaskDb, bank: Bank, recorder: Recorder, metrics: Metrics | None = None) -> None:
         self._db = db
         self._bank = bank
         self._recorder = recorder
+        self._metrics = metrics
 
     async def end(
         self,
@@ -117,7 +121,12 @@ class Ender:
             )
             if done.rowcount != 1:  # type: ignore[attr-defined]
                 return False
-            await session.execute(insert(UsageLog).values(**usage_row(task, charged)))
+            row = usage_row(task, charged)
+            await session.execute(insert(UsageLog).values(**row))
+        if self._metrics is not None:
+            self._metrics.task_ended(
+                task.kind, task.status, row["endpoint"], task.model, task.channel_id, charged
+            )
         return True
 
 

@@ -67,7 +67,7 @@ class TaskEngine:
         self._watchers: dict[str, set[asyncio.Event]] = {}
         self.claimer = Claimer(db, s.is_sqlite, s.task_lease_seconds)
         self.recorder = Recorder(db, registry, state.media, s, self._changed)
-        self.ender = Ender(db, state.accountant.bank, self.recorder)
+        self.ender = Ender(db, state.accountant.bank, self.recorder, state.metrics)
         self.routes = Routes(state.catalog, state.health, registry)
         ctx = TaskContext(state, s, state.upstream, state.fetcher, state.media, log)
         self.runner = Runner(ctx, db, registry, self.routes, self.recorder, self.ender, self._due)
@@ -81,7 +81,7 @@ class TaskEngine:
             s.task_idle_check_seconds,
             max(1, s.task_claim_batch),
         )
-        self.deliverer = Deliverer(db, state.box, state.fetcher, self.claimer, s, self._owner)
+        self.deliverer = Deliverer(db, state.box, state.fetcher, self.claimer, s, self._owner, state.metrics)
         self.notifier: Pump[Any] = Pump(
             "notify-worker",
             self._may_claim,
@@ -100,6 +100,7 @@ class TaskEngine:
     # --- life cycle ----------------------------------------------------------------------------
     async def start(self) -> None:
         await self._free_leases_of_gone_instances()
+        self._state.instance.on_gone.append(self._instances_gone)
         self.workers.start()
         self.notifier.start()
         self._renewer = asyncio.get_running_loop().create_task(self._renew_leases(), name="task-leases")
@@ -145,6 +146,14 @@ class TaskEngine:
             await self.claimer.let_go(owner)
         except Exception:
             log.exception("could not hand back this instance's task leases; they run out by themselves")
+
+    async def _instances_gone(self, ids: list[str]) -> None:
+        """This process recovered instances that died: their tasks and notifyHook calls are
+        due now, here or on any other live instance (not when their leases would run out)."""
+        await self._free_leases_of_gone_instances()
+        now = now_ms()
+        self.workers.due_at(now)
+        self.notifier.due_at(now)
 
     async def _free_leases_of_gone_instances(self) -> None:
         """Leases of instances known to be gone (an earlier run on this data folder, recovered

@@ -12,6 +12,7 @@ from aitre.api.admin import (
     logs,
     prices,
     redeem,
+    settings,
     summary,
     tasks,
     users,
@@ -20,5 +21,5 @@ from aitre.api.admin.schemas import ERROR_RESPONSES
 from aitre.api.deps import get_admin
 
 router = APIRouter(prefix="/api/admin", dependencies=[Depends(get_admin)], responses=ERROR_RESPONSES)
-for module in (users, groups, keys, channel_health, channels, prices, redeem, logs, summary, tasks):
+for module in (users, groups, keys, channel_health, channels, prices, redeem, logs, summary, tasks, settings):
     router.include_router(module.router)

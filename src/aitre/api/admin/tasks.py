@@ -45,6 +45,9 @@ class TaskOut(BaseModel):
     finished_at: int | None
     updated_at: int
     deadline_at: int
+    media: list[dict[str, Any]] = Field(
+        description="Files kept in the media store (`/media/{name}`): name, content_type, size."
+    )
 
     @classmethod
     def of(cls, task: TaskView) -> TaskOut:
@@ -73,7 +76,6 @@ class DeliveryOut(BaseModel):
 class TaskDetail(TaskOut):
     request: dict[str, Any]
     result: dict[str, Any]
-    media: list[dict[str, Any]]
     history: list[dict[str, Any]]
     client_state: str | None
     deliveries: list[DeliveryOut]

@@ -8,7 +8,7 @@ from typing import Annotated, Literal
 from fastapi import APIRouter, Query
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from aitre.accounts import repo
+from aitre.accounts import passwords, repo
 from aitre.accounts.repo import MAX_UNITS
 from aitre.api.admin.schemas import Page, RowOut
 from aitre.api.deps import Db, DbDep, PageDep, RecordId
@@ -29,10 +29,11 @@ class UserOut(RowOut):
     used_quota: int
     request_count: int
     created_at: int
+    has_password: bool = Field(description="Whether the user can sign in to the console with a password.")
 
     @classmethod
     def of(cls, u: User) -> UserOut:
-        return cls.from_row(u, group=u.group_name)
+        return cls.from_row(u, group=u.group_name, has_password=bool(u.password_hash))
 
 
 class AmountIn(BaseModel):
@@ -79,6 +80,16 @@ class UserUpdateIn(BaseModel):
     role: Role | None = None
     group: str | None = None
     enabled: bool | None = Field(None, description="false blocks the user: all their keys stop working.")
+
+
+class PasswordIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    password: str = Field(
+        min_length=passwords.MIN_LENGTH,
+        max_length=passwords.MAX_LENGTH,
+        description=f"{passwords.MIN_LENGTH} to {passwords.MAX_LENGTH} characters; kept as an argon2id hash.",
+    )
 
 
 class BalanceChangeIn(AmountIn):
@@ -170,3 +181,25 @@ async def ledger(db: DbDep, page: PageDep, user_id: RecordId) -> Page[LedgerOut]
         await repo.get_user(s, user_id)
         rows, total = await repo.ledger_page(s, user_id, page.offset, page.per_page)
     return page.of([LedgerOut.from_row(e) for e in rows], total)
+
+
+@router.put(
+    "/{user_id}/password",
+    summary="Set a user's console password (their console sessions end)",
+)
+async def set_password(db: DbDep, user_id: RecordId, body: PasswordIn) -> UserOut:
+    async with db.write() as s:
+        user = await repo.get_user(s, user_id)
+        await passwords.set_password(s, user, body.password)
+    return UserOut.of(user)
+
+
+@router.delete(
+    "/{user_id}/password",
+    summary="Remove a user's console password (they sign in with a key only; their sessions end)",
+)
+async def remove_password(db: DbDep, user_id: RecordId) -> UserOut:
+    async with db.write() as s:
+        user = await repo.get_user(s, user_id)
+        await passwords.set_password(s, user, None)
+    return UserOut.of(user)

@@ -5,9 +5,11 @@ from __future__ import annotations
 from fastapi import APIRouter
 from pydantic import BaseModel, ConfigDict, Field
 
-from aitre.accounts import redeem, repo
+from aitre.accounts import passwords, redeem, repo
 from aitre.accounts.auth import Caller
-from aitre.api.deps import CallerDep, DbDep
+from aitre.api.admin.schemas import Page
+from aitre.api.admin.users import LedgerOut, PasswordIn
+from aitre.api.deps import CallerDep, DbDep, PageDep, UnlimitedCallerDep
 
 router = APIRouter(tags=["user: account"])
 
@@ -22,6 +24,7 @@ class BalanceOut(BaseModel):
     used_usd: str
     request_count: int
     units_per_usd: int
+    has_password: bool = Field(description="Whether I can sign in to the console with a password.")
 
 
 class RedeemIn(BaseModel):
@@ -52,6 +55,7 @@ async def _balance(db: DbDep, caller: Caller) -> BalanceOut:
         used_usd=repo.units_to_usd(user.used_quota, per_usd),
         request_count=user.request_count,
         units_per_usd=per_usd,
+        has_password=bool(user.password_hash),
     )
 
 
@@ -71,3 +75,20 @@ async def redeem_code(db: DbDep, caller: CallerDep, body: RedeemIn) -> RedeemOut
         added_usd=repo.units_to_usd(row.quota, per_usd),
         balance=await _balance(db, caller),
     )
+
+
+@router.get("/ledger", summary="My ledger (top-ups, codes, what each request held and cost), newest first")
+async def ledger(db: DbDep, caller: CallerDep, page: PageDep) -> Page[LedgerOut]:
+    async with db.read(current=True) as s:
+        rows, total = await repo.ledger_page(s, caller.user_id, page.offset, page.per_page)
+    return page.of([LedgerOut.from_row(e) for e in rows], total)
+
+
+@router.put(
+    "/password",
+    summary="Set my console password (a key without limits only; my console sessions end)",
+)
+async def set_password(db: DbDep, caller: UnlimitedCallerDep, body: PasswordIn) -> BalanceOut:
+    async with db.write() as s:
+        await passwords.set_password(s, await repo.get_user(s, caller.user_id), body.password)
+    return await _balance(db, caller)
