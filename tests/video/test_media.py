@@ -130,6 +130,9 @@ class _StreamOnly:
     async def open(self, name: str, start: int = 0, end: int | None = None) -> AsyncIterator[bytes] | None:
         return await self.inner.open(name, start, end)
 
+    async def presigned(self, name: str) -> str | None:
+        return None  # streamed through the gateway, not redirected
+
 
 async def test_a_store_without_local_files_streams_ranges(tmp_path: Path) -> None:
     store = LocalMediaStore(tmp_path, "http://x")
