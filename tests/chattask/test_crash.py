@@ -5,9 +5,10 @@
   exactly, and the upstream was asked once (never a second job); killed before the upstream
   answered at all: `submit_uncertain`, refunded, not sent again;
 - a removal on the local engine: aitre's own work, started again by the new process; it
-  completes and is charged once;
-- a video on the simulator channel's `/v1/videos` protocol (the `video` kind's, when present):
-  polled again after the restart, it completes, charged once.
+  completes and is charged once.
+
+A video on a `/v1/videos` upstream, however it was asked for, is polled again after a restart and
+completes, charged once: tests/video/test_channel.py.
 """
 
 from __future__ import annotations
