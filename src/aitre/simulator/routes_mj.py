@@ -70,6 +70,28 @@ def _refused(marks: Marks, prompt_en: str) -> dict[str, Any] | None:
     return None
 
 
+async def _open_and_submit(
+    request: Request,
+    body: dict[str, Any],
+    model: str,
+    marks: Marks,
+    prompt_en: str,
+    new: NewTask | Callable[[str], NewTask],
+) -> Response:
+    """The common tail of a submit: the request logged and its HTTP faults applied, then refused
+    (banned, queue full) or the task made and answered."""
+    started = await open_mj(request, model)
+    if isinstance(started, Response):
+        return started
+    ev, fault = started
+    marks = marks.add_fault(fault)
+    refused = _refused(marks, prompt_en)
+    if refused:
+        return json_answer(refused, fault, ev)
+    _, answer = _submit(request, body, new, marks)
+    return json_answer(answer, fault, ev)
+
+
 def _submit(
     request: Request,
     body: dict[str, Any],
@@ -170,21 +192,12 @@ async def describe(request: Request) -> Response:
     if not uploads:
         return reply(vo(4, BAD_BASE64))
     (data, rgb) = uploads[0]
-    started = await open_mj(request, "mj_describe")
-    if isinstance(started, Response):
-        return started
-    ev, fault = started
-    marks = Marks().add_fault(fault)
-    refused = _refused(marks, "")
-    if refused:
-        return json_answer(refused, fault, ev)
 
     def new(key: str) -> NewTask:
         text = _describe_text("", data, rgb)
         return NewTask("DESCRIBE", text, text, f"/describe {key}.png", Upload(key, data), "describe", text)
 
-    _, answer = _submit(request, body, new, marks)
-    return json_answer(answer, fault, ev)
+    return await _open_and_submit(request, body, "mj_describe", Marks(), "", new)
 
 
 async def blend(request: Request) -> Response:
@@ -200,14 +213,6 @@ async def blend(request: Request) -> Response:
     uploads = await read_images(images)
     if uploads is None:
         return reply(vo(4, BAD_BASE64))
-    started = await open_mj(request, "mj_blend")
-    if isinstance(started, Response):
-        return started
-    ev, fault = started
-    marks = Marks().add_fault(fault)
-    refused = _refused(marks, "")
-    if refused:
-        return json_answer(refused, fault, ev)
     w, h = tile_size(f"--ar {BLEND_SIZES[dims][0]}:{BLEND_SIZES[dims][1]}")
     inputs = tuple(data for data, _ in uploads)
 
@@ -215,8 +220,7 @@ async def blend(request: Request) -> Response:
         grid = Grid(key, "", w, h, "blend", inputs=inputs)
         return NewTask("BLEND", "", "", f"/blend {key} {len(inputs)}", grid)
 
-    _, answer = _submit(request, body, new, marks)
-    return json_answer(answer, fault, ev)
+    return await _open_and_submit(request, body, "mj_blend", Marks(), "", new)
 
 
 async def shorten_prompt(request: Request) -> Response:
@@ -226,17 +230,8 @@ async def shorten_prompt(request: Request) -> Response:
     prompt = str_field(body, "prompt")
     if not prompt:
         return reply(vo(4, "prompt不能为空"))
-    started = await open_mj(request, "mj_shorten")
-    if isinstance(started, Response):
-        return started
-    ev, fault = started
-    marks = read_marks(prompt).add_fault(fault)
-    refused = _refused(marks, prompt)
-    if refused:
-        return json_answer(refused, fault, ev)
     task = NewTask("SHORTEN", prompt, prompt, buttons="shorten", final_prompt=shorten(prompt))
-    _, answer = _submit(request, body, task, marks)
-    return json_answer(answer, fault, ev)
+    return await _open_and_submit(request, body, "mj_shorten", read_marks(prompt), prompt, task)
 
 
 async def swap_face(request: Request) -> Response:
@@ -251,17 +246,8 @@ async def swap_face(request: Request) -> Response:
     uploads = await read_images([source, target])
     if uploads is None:
         return reply(vo(4, BAD_BASE64))
-    started = await open_mj(request, "swap_face")
-    if isinstance(started, Response):
-        return started
-    ev, fault = started
-    marks = Marks().add_fault(fault)
-    refused = _refused(marks, "")
-    if refused:
-        return json_answer(refused, fault, ev)
     face, back = uploads[0][0], uploads[1][0]
-    _, answer = _submit(request, body, _swap_task(face, back), marks)
-    return json_answer(answer, fault, ev)
+    return await _open_and_submit(request, body, "swap_face", Marks(), "", _swap_task(face, back))
 
 
 def _swap_task(face: bytes, back: bytes) -> Callable[[str], NewTask]:
