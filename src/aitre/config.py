@@ -475,7 +475,7 @@ class Settings(BaseSettings):
         "with the task registry at start (`aitre.tasks.registry`).",
     )
     task_timeouts: dict[str, float] = Field(
-        {"mj": 600.0, "video": 1800.0, "chat_video": 1800.0, "sora_remover": 900.0},
+        {"mj": 600.0, "video": 1800.0, "sora_remover": 900.0},
         description="Seconds a task of each kind may take from submit to its end, as JSON "
         '(`{"mj": 600}`); a task still open then fails as timed out, is refunded, and the upstream '
         "is asked to stop it.",

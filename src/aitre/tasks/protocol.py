@@ -1,7 +1,7 @@
 """The task engine's contract: what a task looks like to the code built on the engine, the small
 interface each upstream task protocol implements, and what the engine offers the kind's API.
 
-A *kind* ("mj", "video", "chat_video", "sora_remover") is a family of tasks with its own public
+A *kind* ("mj", "video", "sora_remover") is a family of tasks with its own public
 API (`/mj/*`, `/v1/videos`): it validates the client's request, prices it, and calls
 `TaskService.create`; it renders a task for its clients (its renderer also makes the notifyHook
 payload). A *protocol* is one upstream's way of running tasks of a kind (midjourney-proxy for

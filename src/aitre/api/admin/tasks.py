@@ -86,7 +86,7 @@ async def list_tasks(
     state: StateDep,
     page: PageDep,
     status: Annotated[str | None, Query(description=_STATUS_HELP)] = None,
-    kind: Annotated[str | None, Query(description="mj, video, chat_video, sora_remover, ...")] = None,
+    kind: Annotated[str | None, Query(description="mj, video, sora_remover, ...")] = None,
     user_id: Annotated[int | None, Query(description="Only this user's tasks.")] = None,
     channel_id: Annotated[int | None, Query(description="Only tasks on this channel.")] = None,
     action: Annotated[str | None, Query(description="e.g. imagine, upscale.")] = None,
